@@ -1,0 +1,610 @@
+//! One Engine.IO session (one `sid`) as a state machine: heartbeat, long-polling rules, the
+//! upgrade to WebSocket, and close. No IO, no clock: every `now` comes from the caller.
+
+use super::handshake::TransportKind;
+use super::packet::{Message, Packet};
+use std::collections::VecDeque;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+/// The timing and size settings a session runs with.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub struct SessionConfig {
+    /// How often the server pings.
+    pub ping_interval: Duration,
+    /// How long the server waits for the pong before closing with `ping timeout`.
+    pub ping_timeout: Duration,
+    /// How long a probed WebSocket may take to complete the upgrade.
+    pub upgrade_timeout: Duration,
+}
+
+impl Default for SessionConfig {
+    /// The reference server's defaults: 25 s, 20 s, 10 s.
+    fn default() -> Self {
+        SessionConfig {
+            ping_interval: Duration::from_millis(25_000),
+            ping_timeout: Duration::from_millis(20_000),
+            upgrade_timeout: Duration::from_millis(10_000),
+        }
+    }
+}
+
+/// Why a session closed. The strings are the reference server's disconnect reasons.
+#[derive(Clone, Copy, Debug, Eq, PartialEq, Hash)]
+pub enum CloseReason {
+    /// The client closed the transport (a close packet, a WebSocket close, or EOF).
+    TransportClose,
+    /// The transport failed (a socket error, a protocol violation, an overlapping GET).
+    TransportError,
+    /// No pong within `ping_timeout` of a ping.
+    PingTimeout,
+    /// The client sent bytes that are not a valid packet.
+    ParseError,
+    /// The server closed the session.
+    ForcedClose,
+    /// The server is stopping.
+    ServerShuttingDown,
+}
+
+impl CloseReason {
+    /// The reference server's string for this reason.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::TransportClose => "transport close",
+            CloseReason::TransportError => "transport error",
+            CloseReason::PingTimeout => "ping timeout",
+            CloseReason::ParseError => "parse error",
+            CloseReason::ForcedClose => "forced close",
+            CloseReason::ServerShuttingDown => "server shutting down",
+        }
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the session tells its owner.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub enum Event {
+    /// Application data from the client.
+    Message(Message),
+    /// The probed WebSocket is now the session's transport.
+    Upgraded,
+    /// The probed WebSocket must be closed: the upgrade failed or timed out.
+    ProbeAborted,
+    /// The session is closed; no more messages will be delivered.
+    Closed(CloseReason),
+}
+
+/// Why a polling request cannot be served by this session.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum PollError {
+    /// The session no longer uses polling (it upgraded, or started on WebSocket). The request
+    /// is refused with `Bad request`; the session goes on.
+    TransportMismatch,
+    /// A second GET while one is held. The request is refused and the session is closed with
+    /// `transport error`, as the reference server does.
+    Overlap,
+    /// The session is closed.
+    Closed,
+}
+
+/// What the probing WebSocket must do after a packet it carried.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub enum ProbeReply {
+    /// Send this packet on the probing WebSocket (`3probe`).
+    Send(Packet),
+    /// The upgrade is complete; the probing WebSocket is now the transport.
+    Upgraded,
+    /// Close the probing WebSocket; the session goes on over polling.
+    Abort,
+}
+
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+enum Upgrade {
+    /// No WebSocket is probing.
+    Idle,
+    /// A WebSocket is attached and has not sent `2probe` yet.
+    AwaitingProbe { deadline: Instant },
+    /// `3probe` was sent; waiting for `5`.
+    Probed { deadline: Instant },
+    /// The session runs on WebSocket.
+    Done,
+}
+
+/// Protocol state for one Engine.IO session, independent of any socket.
+///
+/// `Session` has three kinds of methods:
+/// - handlers for input from the peer or the clock, named `handle_*`;
+/// - commands from the application ([`Session::send`], [`Session::close`]);
+/// - polling methods for output, named `poll_*`. After any handler or command, drain
+///   [`Session::poll_event`], then the transmit side ([`Session::poll_ws_packet`] or
+///   [`Session::poll_polling_response`]), then re-arm the timer from [`Session::poll_timeout`].
+///
+/// No method performs IO or reads the clock: every `now` is supplied by the caller, and a
+/// spurious [`Session::handle_timeout`] is a no-op.
+///
+/// ```
+/// use sioloop::engineio::session::{Session, SessionConfig, Event};
+/// use sioloop::engineio::handshake::TransportKind;
+/// use sioloop::engineio::packet::{Packet, Message};
+/// use std::time::{Duration, Instant};
+///
+/// let t0 = Instant::now();
+/// let mut s = Session::new(TransportKind::WebSocket, SessionConfig::default(), "{}".into(), t0);
+/// assert_eq!(s.poll_ws_packet(), Some(Packet::Open("{}".into())));
+/// s.handle_packet(Packet::Message(Message::Text("hi".into())), t0);
+/// assert_eq!(s.poll_event(), Some(Event::Message(Message::Text("hi".into()))));
+/// // The server pings after ping_interval ...
+/// s.handle_timeout(t0 + Duration::from_secs(25));
+/// assert_eq!(s.poll_ws_packet(), Some(Packet::Ping(String::new())));
+/// ```
+#[derive(Debug)]
+pub struct Session {
+    config: SessionConfig,
+    transport: TransportKind,
+    upgrade: Upgrade,
+    outbox: VecDeque<Packet>,
+    /// A polling GET is waiting for data.
+    get_held: bool,
+    /// The held (or next) GET must be answered even with nothing queued: with a noop.
+    release_get: bool,
+    next_ping: Option<Instant>,
+    pong_deadline: Option<Instant>,
+    closed: Option<CloseReason>,
+    /// A closed polling session lingers until its last packets are fetched, or until this.
+    linger_until: Option<Instant>,
+    events: VecDeque<Event>,
+}
+
+impl Session {
+    /// A new open session on `transport`. The open packet (`0` + `open_json`) is the first
+    /// packet out: the answer to the handshake GET, or the first WebSocket frame.
+    pub fn new(
+        transport: TransportKind,
+        config: SessionConfig,
+        open_json: String,
+        now: Instant,
+    ) -> Session {
+        let mut outbox = VecDeque::with_capacity(1);
+        outbox.push_back(Packet::Open(open_json));
+        Session {
+            config,
+            transport,
+            upgrade: match transport {
+                TransportKind::Polling => Upgrade::Idle,
+                TransportKind::WebSocket => Upgrade::Done,
+            },
+            outbox,
+            // The handshake GET itself is answered with the open packet.
+            get_held: transport == TransportKind::Polling,
+            release_get: false,
+            next_ping: Some(now + config.ping_interval),
+            pong_deadline: None,
+            closed: None,
+            linger_until: None,
+            events: VecDeque::new(),
+        }
+    }
+
+    /// The transport the session currently runs on.
+    pub fn transport(&self) -> TransportKind {
+        self.transport
+    }
+
+    /// Whether the session is open (not closed).
+    pub fn is_open(&self) -> bool {
+        self.closed.is_none()
+    }
+
+    /// Whether a WebSocket is probing or has been probed, but the upgrade is not complete.
+    pub fn is_upgrading(&self) -> bool {
+        matches!(
+            self.upgrade,
+            Upgrade::AwaitingProbe { .. } | Upgrade::Probed { .. }
+        )
+    }
+
+    /// Whether a polling GET is held by the session.
+    pub fn is_get_held(&self) -> bool {
+        self.get_held
+    }
+
+    /// The number of packets queued and not yet handed to a transport.
+    pub fn queued(&self) -> usize {
+        self.outbox.len()
+    }
+
+    /// Queues a message for the client. Returns false (and drops it) if the session is closed.
+    pub fn send(&mut self, message: Message) -> bool {
+        if self.closed.is_some() {
+            return false;
+        }
+        self.outbox.push_back(Packet::Message(message));
+        true
+    }
+
+    /// Closes the session from the server side (or for a reason the owner detected, such as
+    /// a transport error). Queued packets are still delivered, followed by a close packet on
+    /// polling. A second close is a no-op.
+    pub fn close(&mut self, reason: CloseReason, now: Instant) {
+        if self.closed.is_some() {
+            return;
+        }
+        self.closed = Some(reason);
+        self.next_ping = None;
+        self.pong_deadline = None;
+        if self.is_upgrading() {
+            self.upgrade = Upgrade::Idle;
+            self.events.push_back(Event::ProbeAborted);
+        }
+        if self.transport == TransportKind::Polling {
+            match reason {
+                // The client said goodbye in a POST: its held GET is released with a noop
+                // (reference: `Polling.onClose`), and nothing else is sent.
+                CloseReason::TransportClose => {
+                    self.outbox.clear();
+                    self.release_get = true;
+                }
+                _ => self.outbox.push_back(Packet::Close),
+            }
+            // Wait a while for the client's next GET to collect the last packets.
+            self.linger_until = Some(now + self.config.ping_timeout);
+        }
+        self.events.push_back(Event::Closed(reason));
+    }
+
+    /// A packet from the client on the session's current transport (a record of a POST
+    /// body, or a WebSocket frame of the upgraded or WebSocket-only session).
+    pub fn handle_packet(&mut self, packet: Packet, now: Instant) {
+        if self.closed.is_some() {
+            return;
+        }
+        match packet {
+            // engine.io-protocol v4, "Heartbeat": the server pings every pingInterval and
+            // waits pingTimeout for the pong; the next ping is due pingInterval after it.
+            Packet::Pong(_) => {
+                if self.pong_deadline.take().is_some() {
+                    self.next_ping = Some(now + self.config.ping_interval);
+                }
+            }
+            Packet::Message(message) => self.events.push_back(Event::Message(message)),
+            Packet::Close => self.close(CloseReason::TransportClose, now),
+            // The reference server ignores these from a v4 client.
+            Packet::Open(_) | Packet::Ping(_) | Packet::Upgrade | Packet::Noop => {}
+        }
+    }
+
+    /// A polling GET arrived for this session. On `Ok` it is held until
+    /// [`Session::poll_polling_response`] answers it.
+    pub fn handle_poll_get(&mut self, now: Instant) -> Result<(), PollError> {
+        self.check_poll(now)?;
+        if self.get_held {
+            self.close(CloseReason::TransportError, now);
+            return Err(PollError::Overlap);
+        }
+        self.get_held = true;
+        Ok(())
+    }
+
+    /// Checks that a polling POST may be served; the caller then feeds its packets to
+    /// [`Session::handle_packet`].
+    pub fn check_poll(&mut self, now: Instant) -> Result<(), PollError> {
+        self.handle_timeout(now);
+        if self.transport != TransportKind::Polling {
+            return Err(PollError::TransportMismatch);
+        }
+        if self.closed.is_some() && self.outbox.is_empty() && !self.release_get {
+            return Err(PollError::Closed);
+        }
+        Ok(())
+    }
+
+    /// The packets that answer the held GET, if it should be answered now. The GET is then
+    /// no longer held.
+    pub fn poll_polling_response(&mut self) -> Option<Vec<Packet>> {
+        if !self.get_held || (self.outbox.is_empty() && !self.release_get) {
+            return None;
+        }
+        self.get_held = false;
+        self.release_get = false;
+        if self.outbox.is_empty() {
+            return Some(vec![Packet::Noop]);
+        }
+        // After the probe, only a noop may go out over polling: the client has paused it and
+        // the rest waits for the WebSocket.
+        if matches!(self.upgrade, Upgrade::Probed { .. } | Upgrade::Done) && self.closed.is_none()
+        {
+            return Some(vec![Packet::Noop]);
+        }
+        Some(self.outbox.drain(..).collect())
+    }
+
+    /// The next packet to write on the session's WebSocket, if it runs on one.
+    pub fn poll_ws_packet(&mut self) -> Option<Packet> {
+        if self.transport != TransportKind::WebSocket {
+            return None;
+        }
+        self.outbox.pop_front()
+    }
+
+    /// Attaches a WebSocket that wants to upgrade this polling session. Refused (the caller
+    /// accepts and then closes that WebSocket) if the session is not polling, is already
+    /// upgrading, or is closed.
+    pub fn handle_probe_start(&mut self, now: Instant) -> bool {
+        if self.closed.is_some() || self.upgrade != Upgrade::Idle {
+            return false;
+        }
+        self.upgrade = Upgrade::AwaitingProbe {
+            deadline: now + self.config.upgrade_timeout,
+        };
+        true
+    }
+
+    /// A packet carried by the probing WebSocket.
+    pub fn handle_probe_packet(&mut self, packet: Packet, now: Instant) -> ProbeReply {
+        self.handle_timeout(now);
+        match (self.upgrade, packet) {
+            (Upgrade::AwaitingProbe { deadline }, Packet::Ping(data)) if data == "probe" => {
+                self.upgrade = Upgrade::Probed { deadline };
+                // Release the held GET so the client can pause polling.
+                self.release_get = true;
+                ProbeReply::Send(Packet::Pong(data))
+            }
+            (Upgrade::Probed { .. }, Packet::Upgrade) => {
+                self.upgrade = Upgrade::Done;
+                self.transport = TransportKind::WebSocket;
+                self.events.push_back(Event::Upgraded);
+                ProbeReply::Upgraded
+            }
+            _ => {
+                self.handle_probe_closed();
+                ProbeReply::Abort
+            }
+        }
+    }
+
+    /// The probing WebSocket went away before the upgrade completed.
+    pub fn handle_probe_closed(&mut self) {
+        if self.is_upgrading() {
+            self.upgrade = Upgrade::Idle;
+            self.release_get = false;
+        }
+    }
+
+    /// Time passed. Sends the due ping, closes on a missed pong, aborts a slow upgrade.
+    /// Calling it early is a no-op.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.closed.is_some() {
+            return;
+        }
+        if self.pong_deadline.is_some_and(|d| d <= now) {
+            self.close(CloseReason::PingTimeout, now);
+            return;
+        }
+        if let Upgrade::AwaitingProbe { deadline } | Upgrade::Probed { deadline } = self.upgrade {
+            if deadline <= now {
+                self.upgrade = Upgrade::Idle;
+                self.release_get = false;
+                self.events.push_back(Event::ProbeAborted);
+            }
+        }
+        if self.next_ping.is_some_and(|d| d <= now) {
+            self.next_ping = None;
+            self.pong_deadline = Some(now + self.config.ping_timeout);
+            self.outbox.push_back(Packet::Ping(String::new()));
+        }
+    }
+
+    /// When [`Session::handle_timeout`] next has something to do.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let probe = match self.upgrade {
+            Upgrade::AwaitingProbe { deadline } | Upgrade::Probed { deadline } => Some(deadline),
+            _ => None,
+        };
+        [self.next_ping, self.pong_deadline, probe, self.linger_until]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// The next event for the owner.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Whether the session is closed and has nothing left to deliver, so its owner can
+    /// forget it. A closed polling session lingers until a GET collects its last packets or
+    /// `ping_timeout` passes.
+    pub fn is_finished(&self, now: Instant) -> bool {
+        if self.closed.is_none() || !self.events.is_empty() {
+            return false;
+        }
+        match self.transport {
+            TransportKind::WebSocket => true,
+            TransportKind::Polling => {
+                (self.outbox.is_empty() && !self.release_get)
+                    || self.linger_until.is_some_and(|d| d <= now)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn config() -> SessionConfig {
+        SessionConfig {
+            ping_interval: ms(300),
+            ping_timeout: ms(200),
+            upgrade_timeout: ms(1000),
+        }
+    }
+
+    fn text(s: &str) -> Packet {
+        Packet::Message(Message::Text(s.into()))
+    }
+
+    fn polling(t0: Instant) -> Session {
+        let mut s = Session::new(TransportKind::Polling, config(), "{}".into(), t0);
+        assert_eq!(
+            s.poll_polling_response(),
+            Some(vec![Packet::Open("{}".into())])
+        );
+        s
+    }
+
+    #[test]
+    fn heartbeat_pings_and_times_out() {
+        let t0 = Instant::now();
+        let mut s = Session::new(TransportKind::WebSocket, config(), "{}".into(), t0);
+        assert_eq!(s.poll_ws_packet(), Some(Packet::Open("{}".into())));
+        assert_eq!(s.poll_timeout(), Some(t0 + ms(300)));
+        s.handle_timeout(t0 + ms(299));
+        assert_eq!(s.poll_ws_packet(), None);
+        s.handle_timeout(t0 + ms(300));
+        assert_eq!(s.poll_ws_packet(), Some(Packet::Ping(String::new())));
+        // Pong in time: the next ping is pingInterval after the pong.
+        s.handle_packet(Packet::Pong(String::new()), t0 + ms(350));
+        assert_eq!(s.poll_timeout(), Some(t0 + ms(650)));
+        s.handle_timeout(t0 + ms(650));
+        assert_eq!(s.poll_ws_packet(), Some(Packet::Ping(String::new())));
+        s.handle_timeout(t0 + ms(849));
+        assert!(s.is_open());
+        s.handle_timeout(t0 + ms(850));
+        assert_eq!(s.poll_event(), Some(Event::Closed(CloseReason::PingTimeout)));
+        assert!(s.is_finished(t0 + ms(850)));
+    }
+
+    #[test]
+    fn late_timer_is_caught_by_the_next_request() {
+        let t0 = Instant::now();
+        let mut s = polling(t0);
+        s.handle_timeout(t0 + ms(300));
+        assert_eq!(s.handle_poll_get(t0 + ms(300)), Ok(()));
+        assert_eq!(
+            s.poll_polling_response(),
+            Some(vec![Packet::Ping(String::new())])
+        );
+        // The timer did not fire, but a request after the deadline closes the session.
+        assert_eq!(s.check_poll(t0 + ms(501)), Ok(()));
+        assert_eq!(s.poll_event(), Some(Event::Closed(CloseReason::PingTimeout)));
+        // The close packet is left for the next GET.
+        assert_eq!(s.handle_poll_get(t0 + ms(502)), Ok(()));
+        assert_eq!(s.poll_polling_response(), Some(vec![Packet::Close]));
+        assert!(s.is_finished(t0 + ms(502)));
+    }
+
+    #[test]
+    fn polling_holds_get_until_data() {
+        let t0 = Instant::now();
+        let mut s = polling(t0);
+        assert_eq!(s.handle_poll_get(t0), Ok(()));
+        assert_eq!(s.poll_polling_response(), None);
+        s.send(Message::Text("a".into()));
+        s.send(Message::Binary(vec![1]));
+        assert_eq!(
+            s.poll_polling_response(),
+            Some(vec![text("a"), Packet::Message(Message::Binary(vec![1]))])
+        );
+        assert!(!s.is_get_held());
+    }
+
+    #[test]
+    fn overlapping_get_closes_with_transport_error() {
+        let t0 = Instant::now();
+        let mut s = polling(t0);
+        assert_eq!(s.handle_poll_get(t0), Ok(()));
+        assert_eq!(s.handle_poll_get(t0), Err(PollError::Overlap));
+        assert_eq!(
+            s.poll_event(),
+            Some(Event::Closed(CloseReason::TransportError))
+        );
+        assert_eq!(s.poll_polling_response(), Some(vec![Packet::Close]));
+    }
+
+    #[test]
+    fn client_close_releases_held_get_with_noop() {
+        let t0 = Instant::now();
+        let mut s = polling(t0);
+        assert_eq!(s.handle_poll_get(t0), Ok(()));
+        assert_eq!(s.check_poll(t0), Ok(()));
+        s.handle_packet(Packet::Close, t0);
+        assert_eq!(
+            s.poll_event(),
+            Some(Event::Closed(CloseReason::TransportClose))
+        );
+        assert_eq!(s.poll_polling_response(), Some(vec![Packet::Noop]));
+        assert!(s.is_finished(t0));
+    }
+
+    #[test]
+    fn upgrade_dance() {
+        let t0 = Instant::now();
+        let mut s = polling(t0);
+        assert_eq!(s.handle_poll_get(t0), Ok(()));
+        assert!(s.handle_probe_start(t0));
+        assert!(!s.handle_probe_start(t0), "a second probe is refused");
+        assert_eq!(
+            s.handle_probe_packet(Packet::Ping("probe".into()), t0),
+            ProbeReply::Send(Packet::Pong("probe".into()))
+        );
+        // The held GET is released with a noop so the client can pause polling.
+        assert_eq!(s.poll_polling_response(), Some(vec![Packet::Noop]));
+        s.send(Message::Text("after probe".into()));
+        assert_eq!(
+            s.handle_probe_packet(Packet::Upgrade, t0),
+            ProbeReply::Upgraded
+        );
+        assert_eq!(s.poll_event(), Some(Event::Upgraded));
+        assert_eq!(s.transport(), TransportKind::WebSocket);
+        assert_eq!(s.poll_ws_packet(), Some(text("after probe")));
+        assert_eq!(s.check_poll(t0), Err(PollError::TransportMismatch));
+        assert_eq!(s.handle_poll_get(t0), Err(PollError::TransportMismatch));
+        assert!(s.is_open());
+        assert!(!s.handle_probe_start(t0), "an upgraded session refuses another");
+    }
+
+    #[test]
+    fn bad_probe_and_slow_upgrade_abort() {
+        let t0 = Instant::now();
+        let mut s = polling(t0);
+        assert!(s.handle_probe_start(t0));
+        assert_eq!(s.handle_probe_packet(text("x"), t0), ProbeReply::Abort);
+        assert!(s.handle_probe_start(t0), "a new probe may follow");
+        s.handle_timeout(t0 + ms(1000));
+        assert_eq!(s.poll_event(), Some(Event::ProbeAborted));
+        assert_eq!(s.transport(), TransportKind::Polling);
+        assert!(s.is_open());
+    }
+
+    #[test]
+    fn closed_session_drops_sends_and_closes_once() {
+        let t0 = Instant::now();
+        let mut s = Session::new(TransportKind::WebSocket, config(), "{}".into(), t0);
+        s.close(CloseReason::ForcedClose, t0);
+        s.close(CloseReason::TransportError, t0);
+        assert!(!s.send(Message::Text("late".into())));
+        assert_eq!(s.poll_event(), Some(Event::Closed(CloseReason::ForcedClose)));
+        assert_eq!(s.poll_event(), None);
+    }
+
+    #[test]
+    fn closed_polling_session_lingers_then_finishes() {
+        let t0 = Instant::now();
+        let mut s = polling(t0);
+        s.close(CloseReason::ForcedClose, t0);
+        assert_eq!(s.poll_event(), Some(Event::Closed(CloseReason::ForcedClose)));
+        assert!(!s.is_finished(t0));
+        assert_eq!(s.poll_timeout(), Some(t0 + ms(200)));
+        assert!(s.is_finished(t0 + ms(200)));
+    }
+}

@@ -1,0 +1,434 @@
+//! Just enough HTTP/1.1 for Engine.IO, without IO: request heads (httparse) with limits,
+//! `Content-Length` bodies, responses, keep-alive, and CORS.
+//!
+//! Not implemented: chunked request bodies (refused with 400), HTTP/2, compression of
+//! polling responses, pipelining beyond one request at a time per connection (later
+//! requests wait in the buffer until the earlier one is answered).
+
+use std::fmt;
+
+/// Limits on a request head.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub struct HeadLimits {
+    /// The most bytes a request head (request line and headers) may take.
+    pub max_head_bytes: usize,
+    /// The most headers a request may carry.
+    pub max_headers: usize,
+}
+
+impl Default for HeadLimits {
+    /// 8 KiB and 64 headers.
+    fn default() -> Self {
+        HeadLimits {
+            max_head_bytes: 8 * 1024,
+            max_headers: 64,
+        }
+    }
+}
+
+/// An HTTP request as the server and the application see it.
+#[derive(Clone, Debug, Default, Eq, PartialEq)]
+pub struct Request {
+    /// `GET`, `POST`, ...
+    pub method: String,
+    /// The path, without the query (`/engine.io/`).
+    pub path: String,
+    /// The raw query string, without `?` (empty if none).
+    pub query: String,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub version: u8,
+    /// The headers in order, names as sent.
+    pub headers: Vec<(String, String)>,
+    /// The body (empty until read).
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    /// The first header with this name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether a comma-separated header contains `token` (case-insensitive).
+    pub fn header_has_token(&self, name: &str, token: &str) -> bool {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .flat_map(|(_, v)| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    }
+
+    /// Whether the connection stays open after the response (HTTP/1.1 unless
+    /// `Connection: close`; HTTP/1.0 only with `Connection: keep-alive`).
+    pub fn keep_alive(&self) -> bool {
+        if self.version == 0 {
+            self.header_has_token("connection", "keep-alive")
+        } else {
+            !self.header_has_token("connection", "close")
+        }
+    }
+
+    /// Whether this is a WebSocket upgrade request.
+    pub fn is_websocket_upgrade(&self) -> bool {
+        self.method == "GET"
+            && self.header_has_token("upgrade", "websocket")
+            && self.header_has_token("connection", "upgrade")
+    }
+}
+
+/// The result of reading a request head from a buffer.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub enum Parsed {
+    /// A complete head, and the bytes it took. The body follows.
+    Complete {
+        /// The request (its body is empty).
+        request: Request,
+        /// The head's length in bytes.
+        head_len: usize,
+        /// The body's length from `Content-Length` (0 if absent).
+        body_len: usize,
+    },
+    /// More bytes are needed; nothing was consumed.
+    Partial,
+}
+
+/// Why a request head is refused. Each is final: answer with [`HttpError::status`] and close.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum HttpError {
+    /// The head is larger than the limit (431).
+    HeadTooLarge,
+    /// More headers than the limit (431).
+    TooManyHeaders,
+    /// Not a valid HTTP/1.x request head (400).
+    Malformed,
+    /// A `Content-Length` that is not a number, or conflicting ones (400).
+    BadContentLength,
+    /// A body framing this server does not read: `Transfer-Encoding` (400).
+    UnsupportedTransferEncoding,
+}
+
+impl HttpError {
+    /// The status code to answer with.
+    pub fn status(self) -> u16 {
+        match self {
+            HttpError::HeadTooLarge | HttpError::TooManyHeaders => 431,
+            _ => 400,
+        }
+    }
+}
+
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            HttpError::HeadTooLarge => "request head too large",
+            HttpError::TooManyHeaders => "too many request headers",
+            HttpError::Malformed => "malformed request head",
+            HttpError::BadContentLength => "invalid Content-Length",
+            HttpError::UnsupportedTransferEncoding => "Transfer-Encoding is not supported",
+        })
+    }
+}
+
+impl std::error::Error for HttpError {}
+
+/// Reads a request head from the start of `buf`.
+///
+/// ```
+/// use sioloop::http::{parse_head, HeadLimits, Parsed};
+/// let buf = b"POST /engine.io/?EIO=4 HTTP/1.1\r\nContent-Length: 2\r\n\r\n4a";
+/// let Ok(Parsed::Complete { request, head_len, body_len }) = parse_head(buf, &HeadLimits::default()) else { panic!() };
+/// assert_eq!((request.path.as_str(), request.query.as_str(), head_len, body_len), ("/engine.io/", "EIO=4", 54, 2));
+/// assert_eq!(parse_head(b"GET / HT", &HeadLimits::default()), Ok(Parsed::Partial));
+/// ```
+pub fn parse_head(buf: &[u8], limits: &HeadLimits) -> Result<Parsed, HttpError> {
+    let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers];
+    let mut req = httparse::Request::new(&mut headers);
+    let head_len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => {
+            if buf.len() > limits.max_head_bytes {
+                return Err(HttpError::HeadTooLarge);
+            }
+            return Ok(Parsed::Partial);
+        }
+        Err(httparse::Error::TooManyHeaders) => return Err(HttpError::TooManyHeaders),
+        Err(_) => return Err(HttpError::Malformed),
+    };
+    if head_len > limits.max_head_bytes {
+        return Err(HttpError::HeadTooLarge);
+    }
+    let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
+        return Err(HttpError::Malformed);
+    };
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let mut request = Request {
+        method: method.to_owned(),
+        path: path.to_owned(),
+        query: query.to_owned(),
+        version,
+        headers: Vec::with_capacity(req.headers.len()),
+        body: Vec::new(),
+    };
+    let mut body_len: Option<usize> = None;
+    for h in req.headers.iter() {
+        let value = String::from_utf8_lossy(h.value).into_owned();
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let n = value
+                .trim()
+                .parse::<usize>()
+                .map_err(|_| HttpError::BadContentLength)?;
+            if body_len.is_some_and(|m| m != n) {
+                return Err(HttpError::BadContentLength);
+            }
+            body_len = Some(n);
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            return Err(HttpError::UnsupportedTransferEncoding);
+        }
+        request.headers.push((h.name.to_owned(), value));
+    }
+    Ok(Parsed::Complete {
+        request,
+        head_len,
+        body_len: body_len.unwrap_or(0),
+    })
+}
+
+/// An HTTP response: status, headers and body.
+#[derive(Clone, Debug, Default, Eq, PartialEq)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// Headers other than `Content-Length` and `Connection`, which are written for you.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// A response with a status, a content type and a body.
+    ///
+    /// ```
+    /// use sioloop::http::Response;
+    /// let page = Response::new(200, "text/html; charset=utf-8", "<h1>hello</h1>");
+    /// assert_eq!(page.header("content-type"), Some("text/html; charset=utf-8"));
+    /// ```
+    pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Response {
+        Response {
+            status,
+            headers: vec![("Content-Type".into(), content_type.into())],
+            body: body.into(),
+        }
+    }
+
+    /// Adds a header.
+    pub fn with_header(mut self, name: &str, value: &str) -> Response {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// The first header with this name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Appends the response in wire form.
+    pub fn write_to(&self, out: &mut Vec<u8>, keep_alive: bool) {
+        write_head(out, self.status, &self.headers, self.body.len(), keep_alive);
+        out.extend_from_slice(&self.body);
+    }
+}
+
+/// Appends a status line and headers, with `Content-Length` and `Connection`.
+pub fn write_head(
+    out: &mut Vec<u8>,
+    status: u16,
+    headers: &[(String, String)],
+    body_len: usize,
+    keep_alive: bool,
+) {
+    use std::io::Write;
+    let _ = write!(out, "HTTP/1.1 {} {}\r\n", status, reason_phrase(status));
+    for (name, value) in headers {
+        let _ = write!(out, "{name}: {value}\r\n");
+    }
+    let connection = if keep_alive { "keep-alive" } else { "close" };
+    let _ = write!(
+        out,
+        "Content-Length: {body_len}\r\nConnection: {connection}\r\n\r\n"
+    );
+}
+
+/// The standard reason phrase for the status codes this server sends.
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        101 => "Switching Protocols",
+        200 => "OK",
+        204 => "No Content",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        413 => "Payload Too Large",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Unknown",
+    }
+}
+
+/// Which origins may make cross-origin requests.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub enum AllowedOrigins {
+    /// Any origin (echoed back when credentials are allowed, `*` otherwise).
+    Any,
+    /// Exactly these origins (`https://example.com`).
+    List(Vec<String>),
+}
+
+/// Cross-origin resource sharing, like the `cors` option of the reference server.
+///
+/// ```
+/// use sioloop::http::{AllowedOrigins, Cors};
+/// let cors = Cors { origins: AllowedOrigins::List(vec!["https://app.example".into()]), credentials: true };
+/// assert!(cors.allows(Some("https://app.example")));
+/// assert!(!cors.allows(Some("https://evil.example")));
+/// ```
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct Cors {
+    /// The origins allowed.
+    pub origins: AllowedOrigins,
+    /// Whether to send `Access-Control-Allow-Credentials: true`.
+    pub credentials: bool,
+}
+
+impl Cors {
+    /// Whether a request with this `Origin` header is allowed. A request without one is not
+    /// cross-origin and is always allowed.
+    pub fn allows(&self, origin: Option<&str>) -> bool {
+        match (origin, &self.origins) {
+            (None, _) | (_, AllowedOrigins::Any) => true,
+            (Some(o), AllowedOrigins::List(list)) => list.iter().any(|a| a == o),
+        }
+    }
+
+    /// Appends the CORS headers for a response to a request with this `Origin`.
+    pub fn add_headers(&self, origin: Option<&str>, headers: &mut Vec<(String, String)>) {
+        let Some(origin) = origin.filter(|o| self.allows(Some(o))) else {
+            return;
+        };
+        let value = match self.origins {
+            AllowedOrigins::Any if !self.credentials => "*",
+            _ => origin,
+        };
+        headers.push(("Access-Control-Allow-Origin".into(), value.into()));
+        if value != "*" {
+            headers.push(("Vary".into(), "Origin".into()));
+        }
+        if self.credentials {
+            headers.push(("Access-Control-Allow-Credentials".into(), "true".into()));
+        }
+    }
+
+    /// The answer to an `OPTIONS` preflight request.
+    pub fn preflight(&self, request: &Request) -> Response {
+        let origin = request.header("origin");
+        if !self.allows(origin) {
+            return Response::new(403, "text/plain", "origin not allowed");
+        }
+        let mut response = Response {
+            status: 204,
+            headers: Vec::new(),
+            body: Vec::new(),
+        };
+        self.add_headers(origin, &mut response.headers);
+        response
+            .headers
+            .push(("Access-Control-Allow-Methods".into(), "GET,POST,OPTIONS".into()));
+        if let Some(h) = request.header("access-control-request-headers") {
+            response
+                .headers
+                .push(("Access-Control-Allow-Headers".into(), h.into()));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_limits_and_errors() {
+        let limits = HeadLimits {
+            max_head_bytes: 64,
+            max_headers: 2,
+        };
+        let long = format!("GET /{} HTTP/1.1\r\n", "a".repeat(100));
+        assert_eq!(
+            parse_head(long.as_bytes(), &limits),
+            Err(HttpError::HeadTooLarge)
+        );
+        assert_eq!(
+            parse_head(b"GET / HTTP/1.1\r\na: 1\r\nb: 2\r\nc: 3\r\n\r\n", &limits),
+            Err(HttpError::TooManyHeaders)
+        );
+        assert_eq!(
+            parse_head(b"\x01\x02 / HTTP/1.1\r\n\r\n", &limits),
+            Err(HttpError::Malformed)
+        );
+        assert_eq!(
+            parse_head(b"POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n", &limits),
+            Err(HttpError::BadContentLength)
+        );
+        assert_eq!(
+            parse_head(
+                b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+                &limits
+            ),
+            Err(HttpError::UnsupportedTransferEncoding)
+        );
+    }
+
+    #[test]
+    fn keep_alive_and_upgrade() {
+        let Ok(Parsed::Complete { request, .. }) = parse_head(
+            b"GET /x HTTP/1.1\r\nConnection: keep-alive, Upgrade\r\nUpgrade: WebSocket\r\n\r\n",
+            &HeadLimits::default(),
+        ) else {
+            panic!("complete head expected")
+        };
+        assert!(request.keep_alive());
+        assert!(request.is_websocket_upgrade());
+        let Ok(Parsed::Complete { request, .. }) =
+            parse_head(b"GET /x HTTP/1.0\r\n\r\n", &HeadLimits::default())
+        else {
+            panic!("complete head expected")
+        };
+        assert!(!request.keep_alive());
+    }
+
+    #[test]
+    fn cors_headers() {
+        let any = Cors {
+            origins: AllowedOrigins::Any,
+            credentials: false,
+        };
+        let mut h = Vec::new();
+        any.add_headers(Some("http://a"), &mut h);
+        assert_eq!(h[0].1, "*");
+        let creds = Cors {
+            origins: AllowedOrigins::Any,
+            credentials: true,
+        };
+        let mut h = Vec::new();
+        creds.add_headers(Some("http://a"), &mut h);
+        assert_eq!(h[0].1, "http://a");
+        assert!(h.iter().any(|(n, v)| n == "Access-Control-Allow-Credentials" && v == "true"));
+    }
+}

@@ -1,0 +1,420 @@
+//! The server side of RFC 6455 WebSocket, without IO: the upgrade response, and a frame
+//! reader that adds the checks tungstenite's header parser leaves to its caller.
+//!
+//! Frame headers are parsed and written by `tungstenite::protocol::frame::FrameHeader`.
+//! This module checks client masking, RSV bits (no extension is negotiated), control frame
+//! size and fragmentation, continuation order, UTF-8 of text messages, close codes, and caps
+//! a message at `max_message` bytes. Not implemented: permessage-deflate (never offered).
+
+use std::io::Cursor;
+use tungstenite::protocol::frame::FrameHeader;
+use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
+
+use crate::http::Request;
+
+/// What a complete frame (or a reassembled message) means to the server.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub enum WsEvent {
+    /// A complete text message.
+    Text(String),
+    /// A complete binary message.
+    Binary(Vec<u8>),
+    /// A ping: answer with a pong carrying the same data.
+    Ping(Vec<u8>),
+    /// A pong (ignored by the server).
+    Pong,
+    /// The peer closes, with its code and reason if it sent them.
+    Close(Option<(u16, String)>),
+}
+
+/// Why the peer's frames are refused. Each is final: send a close frame with
+/// [`WsError::close_code`] and drop the connection.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum WsError {
+    /// A violation of RFC 6455 (close code 1002).
+    Protocol(&'static str),
+    /// A text message or close reason that is not UTF-8 (1007).
+    InvalidUtf8,
+    /// A message larger than the limit (1009).
+    TooBig,
+}
+
+impl WsError {
+    /// The close code to send.
+    pub fn close_code(self) -> u16 {
+        match self {
+            WsError::Protocol(_) => 1002,
+            WsError::InvalidUtf8 => 1007,
+            WsError::TooBig => 1009,
+        }
+    }
+}
+
+impl std::fmt::Display for WsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WsError::Protocol(what) => write!(f, "websocket protocol error: {what}"),
+            WsError::InvalidUtf8 => f.write_str("websocket text is not valid UTF-8"),
+            WsError::TooBig => f.write_str("websocket message too big"),
+        }
+    }
+}
+
+impl std::error::Error for WsError {}
+
+/// Reads client frames and reassembles fragmented messages.
+///
+/// ```
+/// use sioloop::ws::{FrameReader, WsEvent};
+/// // A masked text frame "4hi" (mask 0,0,0,0 for the example).
+/// let frame = [0x81, 0x83, 0, 0, 0, 0, b'4', b'h', b'i'];
+/// let mut reader = FrameReader::new(1 << 20);
+/// assert_eq!(reader.read(&frame[..5]), Ok((0, None))); // partial: nothing consumed
+/// assert_eq!(reader.read(&frame), Ok((9, Some(WsEvent::Text("4hi".into())))));
+/// ```
+#[derive(Debug)]
+pub struct FrameReader {
+    max_message: usize,
+    /// A fragmented message being reassembled: is it text, and its data so far.
+    fragments: Option<(bool, Vec<u8>)>,
+}
+
+impl FrameReader {
+    /// A reader that refuses messages larger than `max_message` bytes.
+    pub fn new(max_message: usize) -> FrameReader {
+        FrameReader {
+            max_message,
+            fragments: None,
+        }
+    }
+
+    /// Reads frames from the start of `buf` until one yields an event or the buffer holds no
+    /// complete frame. Returns the bytes consumed (a caller drops them from its buffer) and
+    /// the event, if one completed. Non-final fragments are consumed into the reader's state,
+    /// so bytes may be consumed with no event. `(0, None)` means "need more bytes".
+    pub fn read(&mut self, buf: &[u8]) -> Result<(usize, Option<WsEvent>), WsError> {
+        let mut consumed = 0;
+        loop {
+            let rest = &buf[consumed..];
+            let mut cursor = Cursor::new(rest);
+            let Some((header, len)) = FrameHeader::parse(&mut cursor)
+                .map_err(|_| WsError::Protocol("invalid frame header"))?
+            else {
+                return Ok((consumed, None));
+            };
+            let header_len = cursor.position() as usize;
+            self.check_header(&header, len)?;
+            // `len` fits: check_header capped it at max_message or 125.
+            let len = len as usize;
+            if rest.len() < header_len + len {
+                return Ok((consumed, None));
+            }
+            let mut payload = rest[header_len..header_len + len].to_vec();
+            if let Some(mask) = header.mask {
+                apply_mask(&mut payload, mask);
+            }
+            consumed += header_len + len;
+            if let Some(event) = self.frame(&header, payload)? {
+                return Ok((consumed, Some(event)));
+            }
+        }
+    }
+
+    fn check_header(&self, header: &FrameHeader, len: u64) -> Result<(), WsError> {
+        // RFC 6455 5.1: "a client MUST mask all frames that it sends to the server".
+        if header.mask.is_none() {
+            return Err(WsError::Protocol("unmasked client frame"));
+        }
+        // 5.2: RSV bits MUST be 0 unless an extension defines them; we negotiate none.
+        if header.rsv1 || header.rsv2 || header.rsv3 {
+            return Err(WsError::Protocol("reserved bits set"));
+        }
+        match header.opcode {
+            OpCode::Control(Control::Reserved(_)) | OpCode::Data(Data::Reserved(_)) => {
+                Err(WsError::Protocol("reserved opcode"))
+            }
+            // 5.5: control frames have payloads of 125 bytes or less and are not fragmented.
+            OpCode::Control(_) if len > 125 => Err(WsError::Protocol("control frame too big")),
+            OpCode::Control(_) if !header.is_final => {
+                Err(WsError::Protocol("fragmented control frame"))
+            }
+            OpCode::Data(Data::Continue) if self.fragments.is_none() => {
+                Err(WsError::Protocol("continuation without a message"))
+            }
+            OpCode::Data(Data::Text | Data::Binary) if self.fragments.is_some() => {
+                Err(WsError::Protocol("new message inside a fragmented one"))
+            }
+            OpCode::Data(_) => {
+                let so_far = self.fragments.as_ref().map_or(0, |(_, d)| d.len() as u64);
+                if so_far.saturating_add(len) > self.max_message as u64 {
+                    Err(WsError::TooBig)
+                } else {
+                    Ok(())
+                }
+            }
+            OpCode::Control(_) => Ok(()),
+        }
+    }
+
+    fn frame(
+        &mut self,
+        header: &FrameHeader,
+        payload: Vec<u8>,
+    ) -> Result<Option<WsEvent>, WsError> {
+        let (is_text, data) = match header.opcode {
+            OpCode::Control(Control::Ping) => return Ok(Some(WsEvent::Ping(payload))),
+            OpCode::Control(Control::Pong) => return Ok(Some(WsEvent::Pong)),
+            OpCode::Control(Control::Close) => return parse_close(&payload).map(Some),
+            OpCode::Data(Data::Continue) => {
+                let Some((is_text, mut data)) = self.fragments.take() else {
+                    return Err(WsError::Protocol("continuation without a message"));
+                };
+                data.extend_from_slice(&payload);
+                (is_text, data)
+            }
+            OpCode::Data(Data::Text) => (true, payload),
+            OpCode::Data(Data::Binary) => (false, payload),
+            _ => return Err(WsError::Protocol("reserved opcode")),
+        };
+        if !header.is_final {
+            self.fragments = Some((is_text, data));
+            return Ok(None);
+        }
+        if is_text {
+            String::from_utf8(data)
+                .map(|t| Some(WsEvent::Text(t)))
+                .map_err(|_| WsError::InvalidUtf8)
+        } else {
+            Ok(Some(WsEvent::Binary(data)))
+        }
+    }
+}
+
+fn parse_close(payload: &[u8]) -> Result<WsEvent, WsError> {
+    match payload {
+        [] => Ok(WsEvent::Close(None)),
+        [_] => Err(WsError::Protocol("close payload of one byte")),
+        [hi, lo, reason @ ..] => {
+            let code = u16::from_be_bytes([*hi, *lo]);
+            // 7.4: codes a peer may send. 1004-1006 and 1015 are reserved, below 1000 unused.
+            let valid = matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999);
+            if !valid {
+                return Err(WsError::Protocol("invalid close code"));
+            }
+            let reason = std::str::from_utf8(reason).map_err(|_| WsError::InvalidUtf8)?;
+            Ok(WsEvent::Close(Some((code, reason.to_owned()))))
+        }
+    }
+}
+
+/// Unmasks (or masks) data in place with a 4-byte key.
+pub fn apply_mask(data: &mut [u8], mask: [u8; 4]) {
+    for (i, byte) in data.iter_mut().enumerate() {
+        *byte ^= mask[i & 3];
+    }
+}
+
+/// Which kind of server frame to write.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum FrameKind {
+    /// A text message.
+    Text,
+    /// A binary message.
+    Binary,
+    /// A pong.
+    Pong,
+    /// A close.
+    Close,
+}
+
+/// Appends one final, unmasked server frame. Server frames are not masked, so the bytes
+/// are the same for every recipient and can be shared.
+///
+/// ```
+/// use sioloop::ws::{write_frame, FrameKind};
+/// let mut out = Vec::new();
+/// write_frame(&mut out, FrameKind::Text, b"4hi");
+/// assert_eq!(out, [0x81, 3, b'4', b'h', b'i']);
+/// ```
+pub fn write_frame(out: &mut Vec<u8>, kind: FrameKind, payload: &[u8]) {
+    let opcode = match kind {
+        FrameKind::Text => OpCode::Data(Data::Text),
+        FrameKind::Binary => OpCode::Data(Data::Binary),
+        FrameKind::Pong => OpCode::Control(Control::Pong),
+        FrameKind::Close => OpCode::Control(Control::Close),
+    };
+    let header = FrameHeader {
+        is_final: true,
+        rsv1: false,
+        rsv2: false,
+        rsv3: false,
+        opcode,
+        mask: None,
+    };
+    // Writing into a Vec cannot fail.
+    let _ = header.format(payload.len() as u64, out);
+    out.extend_from_slice(payload);
+}
+
+/// Appends a close frame with a code and reason.
+pub fn write_close(out: &mut Vec<u8>, code: u16, reason: &str) {
+    let mut payload = code.to_be_bytes().to_vec();
+    payload.extend_from_slice(&reason.as_bytes()[..reason.len().min(123)]);
+    write_frame(out, FrameKind::Close, &payload);
+}
+
+/// Why an upgrade request is not a valid WebSocket handshake.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum HandshakeError {
+    /// No `Sec-WebSocket-Key`.
+    MissingKey,
+    /// `Sec-WebSocket-Version` is not 13.
+    UnsupportedVersion,
+}
+
+/// Appends the `101 Switching Protocols` response to a valid upgrade request.
+///
+/// ```
+/// use sioloop::http::Request;
+/// use sioloop::ws::accept_upgrade;
+/// let mut req = Request::default();
+/// req.headers.push(("Sec-WebSocket-Key".into(), "dGhlIHNhbXBsZSBub25jZQ==".into()));
+/// req.headers.push(("Sec-WebSocket-Version".into(), "13".into()));
+/// let mut out = Vec::new();
+/// accept_upgrade(&req, &[], &mut out).unwrap();
+/// assert!(String::from_utf8(out).unwrap().contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+/// ```
+pub fn accept_upgrade(
+    request: &Request,
+    extra_headers: &[(String, String)],
+    out: &mut Vec<u8>,
+) -> Result<(), HandshakeError> {
+    use std::io::Write;
+    let key = request
+        .header("sec-websocket-key")
+        .ok_or(HandshakeError::MissingKey)?;
+    if request.header("sec-websocket-version").map(str::trim) != Some("13") {
+        return Err(HandshakeError::UnsupportedVersion);
+    }
+    let accept = tungstenite::handshake::derive_accept_key(key.trim().as_bytes());
+    let _ = write!(
+        out,
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n"
+    );
+    for (name, value) in extra_headers {
+        let _ = write!(out, "{name}: {value}\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client_frame(first: u8, payload: &[u8]) -> Vec<u8> {
+        let mask = [1, 2, 3, 4];
+        let mut out = vec![first];
+        match payload.len() {
+            n if n < 126 => out.push(0x80 | n as u8),
+            n if n < 65536 => {
+                out.push(0x80 | 126);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                out.push(0x80 | 127);
+                out.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        out.extend_from_slice(&mask);
+        let mut p = payload.to_vec();
+        apply_mask(&mut p, mask);
+        out.extend_from_slice(&p);
+        out
+    }
+
+    #[test]
+    fn reassembles_fragments_around_a_ping() {
+        let mut buf = client_frame(0x01, b"4he");
+        buf.extend(client_frame(0x89, b"p"));
+        buf.extend(client_frame(0x80, b"llo"));
+        let mut r = FrameReader::new(100);
+        let (n, ev) = r.read(&buf).unwrap();
+        assert_eq!(ev, Some(WsEvent::Ping(b"p".to_vec())));
+        let (m, ev) = r.read(&buf[n..]).unwrap();
+        assert_eq!(ev, Some(WsEvent::Text("4hello".into())));
+        assert_eq!(n + m, buf.len());
+        // A fragment alone is consumed into the reader with no event.
+        let first = client_frame(0x01, b"4a");
+        assert_eq!(FrameReader::new(100).read(&first), Ok((first.len(), None)));
+    }
+
+    #[test]
+    fn rfc_violations_are_refused() {
+        let mut r = FrameReader::new(100);
+        assert_eq!(
+            r.read(&[0x81, 0x01, b'x']),
+            Err(WsError::Protocol("unmasked client frame"))
+        );
+        assert_eq!(
+            FrameReader::new(100).read(&client_frame(0xC1, b"x")),
+            Err(WsError::Protocol("reserved bits set"))
+        );
+        assert_eq!(
+            FrameReader::new(100).read(&client_frame(0x09, b"x")),
+            Err(WsError::Protocol("fragmented control frame"))
+        );
+        assert_eq!(
+            FrameReader::new(1000).read(&client_frame(0x89, &[0; 126])),
+            Err(WsError::Protocol("control frame too big"))
+        );
+        assert_eq!(
+            FrameReader::new(100).read(&client_frame(0x80, b"x")),
+            Err(WsError::Protocol("continuation without a message"))
+        );
+        assert_eq!(
+            FrameReader::new(100).read(&client_frame(0x81, &[0xff])),
+            Err(WsError::InvalidUtf8)
+        );
+        assert_eq!(
+            FrameReader::new(10).read(&client_frame(0x82, &[0; 11])),
+            Err(WsError::TooBig)
+        );
+        assert_eq!(
+            FrameReader::new(10).read(&client_frame(0x88, &[0x03, 0xed])),
+            Err(WsError::Protocol("invalid close code"))
+        );
+        assert_eq!(
+            FrameReader::new(10).read(&client_frame(0x83, b"")),
+            // tungstenite's header parser refuses reserved opcodes itself.
+            Err(WsError::Protocol("invalid frame header"))
+        );
+        let mut frag = client_frame(0x01, b"a");
+        frag.extend(client_frame(0x81, b"b"));
+        assert_eq!(
+            FrameReader::new(10).read(&frag),
+            Err(WsError::Protocol("new message inside a fragmented one"))
+        );
+    }
+
+    #[test]
+    fn too_big_is_refused_before_the_payload_arrives() {
+        let frame = client_frame(0x82, &[0; 70_000]);
+        assert_eq!(
+            FrameReader::new(65_536).read(&frame[..20]),
+            Err(WsError::TooBig)
+        );
+    }
+
+    #[test]
+    fn close_frames() {
+        let mut r = FrameReader::new(10);
+        let mut payload = 1000u16.to_be_bytes().to_vec();
+        payload.extend_from_slice(b"bye");
+        let f = client_frame(0x88, &payload);
+        assert_eq!(
+            r.read(&f),
+            Ok((f.len(), Some(WsEvent::Close(Some((1000, "bye".into()))))))
+        );
+    }
+}
