@@ -126,7 +126,10 @@ impl Packet {
             Packet::Message(Message::Binary(data)) => {
                 out.push(b'b');
                 let start = out.len();
-                out.resize(start + base64::encoded_len(data.len(), true).unwrap_or(0), 0);
+                out.resize(
+                    start + base64::encoded_len(data.len(), true).unwrap_or(0),
+                    0,
+                );
                 let written = BASE64.encode_slice(data, &mut out[start..]).unwrap_or(0);
                 out.truncate(start + written);
             }
@@ -222,9 +225,7 @@ pub fn decode_payload(body: &[u8], max_packets: usize) -> Result<Vec<Packet>, De
         }
         let packet = match record.strip_prefix('b') {
             Some(b64) => Packet::Message(Message::Binary(
-                BASE64
-                    .decode(b64)
-                    .map_err(|_| DecodeError::InvalidBase64)?,
+                BASE64.decode(b64).map_err(|_| DecodeError::InvalidBase64)?,
             )),
             None => Packet::decode_text(record)?,
         };
@@ -262,7 +263,10 @@ mod tests {
     fn decodes_every_packet_type() {
         assert_eq!(Packet::decode_text("0{}"), Ok(Packet::Open("{}".into())));
         assert_eq!(Packet::decode_text("1"), Ok(Packet::Close));
-        assert_eq!(Packet::decode_text("2probe"), Ok(Packet::Ping("probe".into())));
+        assert_eq!(
+            Packet::decode_text("2probe"),
+            Ok(Packet::Ping("probe".into()))
+        );
         assert_eq!(Packet::decode_text("3"), Ok(Packet::Pong(String::new())));
         assert_eq!(Packet::decode_text("4héllo"), Ok(text("héllo")));
         assert_eq!(Packet::decode_text("5"), Ok(Packet::Upgrade));
@@ -272,12 +276,21 @@ mod tests {
     #[test]
     fn rejects_bad_packets() {
         assert_eq!(Packet::decode_text(""), Err(DecodeError::Empty));
-        assert_eq!(Packet::decode_text("7"), Err(DecodeError::UnknownType(b'7')));
-        assert_eq!(Packet::decode_text("x4"), Err(DecodeError::UnknownType(b'x')));
+        assert_eq!(
+            Packet::decode_text("7"),
+            Err(DecodeError::UnknownType(b'7'))
+        );
+        assert_eq!(
+            Packet::decode_text("x4"),
+            Err(DecodeError::UnknownType(b'x'))
+        );
         assert_eq!(decode_payload(b"4a\x1e", 16), Err(DecodeError::Empty));
         assert_eq!(decode_payload(b"b!!!", 16), Err(DecodeError::InvalidBase64));
         assert_eq!(decode_payload(b"4\xff", 16), Err(DecodeError::InvalidUtf8));
-        assert_eq!(decode_payload(b"6\x1e6\x1e6", 2), Err(DecodeError::TooManyPackets));
+        assert_eq!(
+            decode_payload(b"6\x1e6\x1e6", 2),
+            Err(DecodeError::TooManyPackets)
+        );
     }
 
     #[test]

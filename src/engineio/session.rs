@@ -316,8 +316,7 @@ impl Session {
         }
         // After the probe, only a noop may go out over polling: the client has paused it and
         // the rest waits for the WebSocket.
-        if matches!(self.upgrade, Upgrade::Probed { .. } | Upgrade::Done) && self.closed.is_none()
-        {
+        if matches!(self.upgrade, Upgrade::Probed { .. } | Upgrade::Done) && self.closed.is_none() {
             return Some(vec![Packet::Noop]);
         }
         Some(self.outbox.drain(..).collect())
@@ -385,12 +384,12 @@ impl Session {
             self.close(CloseReason::PingTimeout, now);
             return;
         }
-        if let Upgrade::AwaitingProbe { deadline } | Upgrade::Probed { deadline } = self.upgrade {
-            if deadline <= now {
-                self.upgrade = Upgrade::Idle;
-                self.release_get = false;
-                self.events.push_back(Event::ProbeAborted);
-            }
+        if let Upgrade::AwaitingProbe { deadline } | Upgrade::Probed { deadline } = self.upgrade
+            && deadline <= now
+        {
+            self.upgrade = Upgrade::Idle;
+            self.release_get = false;
+            self.events.push_back(Event::ProbeAborted);
         }
         if self.next_ping.is_some_and(|d| d <= now) {
             self.next_ping = None;
@@ -480,7 +479,10 @@ mod tests {
         s.handle_timeout(t0 + ms(849));
         assert!(s.is_open());
         s.handle_timeout(t0 + ms(850));
-        assert_eq!(s.poll_event(), Some(Event::Closed(CloseReason::PingTimeout)));
+        assert_eq!(
+            s.poll_event(),
+            Some(Event::Closed(CloseReason::PingTimeout))
+        );
         assert!(s.is_finished(t0 + ms(850)));
     }
 
@@ -496,7 +498,10 @@ mod tests {
         );
         // The timer did not fire, but a request after the deadline closes the session.
         assert_eq!(s.check_poll(t0 + ms(501)), Ok(()));
-        assert_eq!(s.poll_event(), Some(Event::Closed(CloseReason::PingTimeout)));
+        assert_eq!(
+            s.poll_event(),
+            Some(Event::Closed(CloseReason::PingTimeout))
+        );
         // The close packet is left for the next GET.
         assert_eq!(s.handle_poll_get(t0 + ms(502)), Ok(()));
         assert_eq!(s.poll_polling_response(), Some(vec![Packet::Close]));
@@ -570,7 +575,10 @@ mod tests {
         assert_eq!(s.check_poll(t0), Err(PollError::TransportMismatch));
         assert_eq!(s.handle_poll_get(t0), Err(PollError::TransportMismatch));
         assert!(s.is_open());
-        assert!(!s.handle_probe_start(t0), "an upgraded session refuses another");
+        assert!(
+            !s.handle_probe_start(t0),
+            "an upgraded session refuses another"
+        );
     }
 
     #[test]
@@ -593,7 +601,10 @@ mod tests {
         s.close(CloseReason::ForcedClose, t0);
         s.close(CloseReason::TransportError, t0);
         assert!(!s.send(Message::Text("late".into())));
-        assert_eq!(s.poll_event(), Some(Event::Closed(CloseReason::ForcedClose)));
+        assert_eq!(
+            s.poll_event(),
+            Some(Event::Closed(CloseReason::ForcedClose))
+        );
         assert_eq!(s.poll_event(), None);
     }
 
@@ -602,7 +613,10 @@ mod tests {
         let t0 = Instant::now();
         let mut s = polling(t0);
         s.close(CloseReason::ForcedClose, t0);
-        assert_eq!(s.poll_event(), Some(Event::Closed(CloseReason::ForcedClose)));
+        assert_eq!(
+            s.poll_event(),
+            Some(Event::Closed(CloseReason::ForcedClose))
+        );
         assert!(!s.is_finished(t0));
         assert_eq!(s.poll_timeout(), Some(t0 + ms(200)));
         assert!(s.is_finished(t0 + ms(200)));

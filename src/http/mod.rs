@@ -347,9 +347,10 @@ impl Cors {
             body: Vec::new(),
         };
         self.add_headers(origin, &mut response.headers);
-        response
-            .headers
-            .push(("Access-Control-Allow-Methods".into(), "GET,POST,OPTIONS".into()));
+        response.headers.push((
+            "Access-Control-Allow-Methods".into(),
+            "GET,POST,OPTIONS".into(),
+        ));
         if let Some(h) = request.header("access-control-request-headers") {
             response
                 .headers
@@ -429,6 +430,9 @@ mod tests {
         let mut h = Vec::new();
         creds.add_headers(Some("http://a"), &mut h);
         assert_eq!(h[0].1, "http://a");
-        assert!(h.iter().any(|(n, v)| n == "Access-Control-Allow-Credentials" && v == "true"));
+        assert!(
+            h.iter()
+                .any(|(n, v)| n == "Access-Control-Allow-Credentials" && v == "true")
+        );
     }
 }

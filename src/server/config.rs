@@ -1,0 +1,145 @@
+//! Server configuration, with the reference server's defaults.
+
+use crate::engineio::TransportKind;
+use crate::engineio::session::SessionConfig;
+use crate::http::{AllowedOrigins, Cors, HeadLimits};
+use std::time::Duration;
+
+/// How the server behaves. Every setting has the reference server's default.
+///
+/// ```
+/// use sioloop::server::Config;
+/// use std::time::Duration;
+/// let config = Config::default()
+///     .path("/engine.io/")
+///     .ping_interval(Duration::from_millis(300))
+///     .ping_timeout(Duration::from_millis(200))
+///     .max_payload(64 * 1024)
+///     .cors_any_origin();
+/// assert_eq!(config.max_payload, 65536);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The path Engine.IO requests use (default `/socket.io/`). A trailing `/` is added.
+    pub path: String,
+    /// How often the server pings (default 25 s).
+    pub ping_interval: Duration,
+    /// How long the server waits for a pong (default 20 s).
+    pub ping_timeout: Duration,
+    /// How long an upgrade may take once the WebSocket is open (default 10 s).
+    pub upgrade_timeout: Duration,
+    /// The largest message or polling body, in bytes (default 1 000 000). Sent to the client
+    /// as `maxPayload`.
+    pub max_payload: usize,
+    /// The most packets one polling POST may carry (default 16 384).
+    pub max_packets_per_payload: usize,
+    /// The transports clients may use (default polling and WebSocket).
+    pub transports: Vec<TransportKind>,
+    /// Whether polling sessions may upgrade to WebSocket (default true).
+    pub allow_upgrades: bool,
+    /// Cross-origin policy; `None` sends no CORS headers (default).
+    pub cors: Option<Cors>,
+    /// Limits on request heads (default 8 KiB, 64 headers).
+    pub head_limits: HeadLimits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let session = SessionConfig::default();
+        Config {
+            path: "/socket.io/".into(),
+            ping_interval: session.ping_interval,
+            ping_timeout: session.ping_timeout,
+            upgrade_timeout: session.upgrade_timeout,
+            max_payload: 1_000_000,
+            max_packets_per_payload: 16_384,
+            transports: vec![TransportKind::Polling, TransportKind::WebSocket],
+            allow_upgrades: true,
+            cors: None,
+            head_limits: HeadLimits::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Sets the Engine.IO path.
+    pub fn path(mut self, path: &str) -> Self {
+        let mut path = path.to_owned();
+        if !path.starts_with('/') {
+            path.insert(0, '/');
+        }
+        if !path.ends_with('/') {
+            path.push('/');
+        }
+        self.path = path;
+        self
+    }
+
+    /// Sets the ping interval.
+    pub fn ping_interval(mut self, interval: Duration) -> Self {
+        self.ping_interval = interval;
+        self
+    }
+
+    /// Sets the ping timeout.
+    pub fn ping_timeout(mut self, timeout: Duration) -> Self {
+        self.ping_timeout = timeout;
+        self
+    }
+
+    /// Sets the upgrade timeout.
+    pub fn upgrade_timeout(mut self, timeout: Duration) -> Self {
+        self.upgrade_timeout = timeout;
+        self
+    }
+
+    /// Sets the largest message or polling body, in bytes.
+    pub fn max_payload(mut self, bytes: usize) -> Self {
+        self.max_payload = bytes;
+        self
+    }
+
+    /// Sets the allowed transports.
+    pub fn transports(mut self, transports: &[TransportKind]) -> Self {
+        self.transports = transports.to_vec();
+        self
+    }
+
+    /// Allows or forbids upgrades from polling to WebSocket.
+    pub fn allow_upgrades(mut self, allow: bool) -> Self {
+        self.allow_upgrades = allow;
+        self
+    }
+
+    /// Sets the cross-origin policy.
+    pub fn cors(mut self, cors: Cors) -> Self {
+        self.cors = Some(cors);
+        self
+    }
+
+    /// Allows cross-origin requests from any origin, without credentials.
+    pub fn cors_any_origin(self) -> Self {
+        self.cors(Cors {
+            origins: AllowedOrigins::Any,
+            credentials: false,
+        })
+    }
+
+    /// The session settings derived from this configuration.
+    pub fn session_config(&self) -> SessionConfig {
+        SessionConfig {
+            ping_interval: self.ping_interval,
+            ping_timeout: self.ping_timeout,
+            upgrade_timeout: self.upgrade_timeout,
+        }
+    }
+
+    /// The upgrades offered in the handshake of a session on `transport`.
+    pub fn upgrades_for(&self, transport: TransportKind) -> &'static [&'static str] {
+        let ws_allowed = self.allow_upgrades && self.transports.contains(&TransportKind::WebSocket);
+        match transport {
+            TransportKind::Polling if ws_allowed => &["websocket"],
+            _ => &[],
+        }
+    }
+}

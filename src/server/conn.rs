@@ -1,0 +1,185 @@
+//! One TCP connection: its input buffer, its write queue, and what it is carrying now.
+
+use crate::ws::FrameReader;
+use mio::net::TcpStream;
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Write};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Instant;
+
+/// A session slot and the generation it had when a connection attached to it. A session
+/// slot can be reused by a later session, so a connection keeps both.
+#[derive(Clone, Copy, Debug, Eq, PartialEq, Hash)]
+pub(crate) struct SessionKey {
+    pub(crate) index: usize,
+    pub(crate) generation: u32,
+}
+
+/// The role of a WebSocket connection towards its session.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub(crate) enum WsRole {
+    /// The session's transport.
+    Active,
+    /// Probing an upgrade of a polling session.
+    Probe,
+    /// Accepted only to be closed (a second WebSocket on an upgraded session).
+    Doomed,
+}
+
+/// What a connection carries now.
+#[derive(Debug)]
+pub(crate) enum ConnState {
+    /// Reading HTTP requests, one at a time (keep-alive).
+    Http,
+    /// A polling GET held until its session has something to send.
+    HeldGet {
+        session: SessionKey,
+        origin: Option<String>,
+        keep_alive: bool,
+    },
+    /// A WebSocket attached to a session.
+    WebSocket {
+        session: SessionKey,
+        role: WsRole,
+        reader: FrameReader,
+    },
+    /// Output is flushed, the write side is shut; reading until EOF or the deadline so the
+    /// kernel does not reset the connection under unread input.
+    Lingering,
+}
+
+/// A chunk of output: owned, or shared with other connections (a broadcast frame).
+#[derive(Debug)]
+pub(crate) enum Chunk {
+    Owned(Vec<u8>),
+    #[allow(dead_code)]
+    Shared(Rc<[u8]>),
+}
+
+impl AsRef<[u8]> for Chunk {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            Chunk::Owned(v) => v,
+            Chunk::Shared(s) => s,
+        }
+    }
+}
+
+/// Bytes waiting to be written, flushed with vectored writes.
+#[derive(Debug, Default)]
+pub(crate) struct WriteQueue {
+    chunks: VecDeque<Chunk>,
+    /// How much of the front chunk is already written.
+    offset: usize,
+    /// Unwritten bytes in all chunks.
+    len: usize,
+}
+
+/// The most slices handed to one `writev` (Linux's IOV_MAX is 1024; 64 covers a tick).
+const MAX_IOV: usize = 64;
+
+impl WriteQueue {
+    pub(crate) fn push(&mut self, chunk: Chunk) {
+        let n = chunk.as_ref().len();
+        if n > 0 {
+            self.len += n;
+            self.chunks.push_back(chunk);
+        }
+    }
+
+    /// Appends bytes to the last owned chunk, or starts a new one, so many small frames
+    /// for one connection become one slice.
+    pub(crate) fn extend_with(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+        let start_len;
+        if let Some(Chunk::Owned(last)) = self.chunks.back_mut() {
+            start_len = last.len();
+            write(last);
+            self.len += last.len() - start_len;
+            return;
+        }
+        let mut v = Vec::new();
+        write(&mut v);
+        self.push(Chunk::Owned(v));
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Writes until the queue is empty or the socket would block. Mio is edge-triggered:
+    /// stopping before `WouldBlock` with data left would never be woken again.
+    pub(crate) fn flush(&mut self, stream: &mut TcpStream) -> io::Result<()> {
+        while self.len > 0 {
+            let mut slices = [IoSlice::new(&[]); MAX_IOV];
+            let mut n = 0;
+            for (i, chunk) in self.chunks.iter().take(MAX_IOV).enumerate() {
+                let bytes = chunk.as_ref();
+                slices[n] = IoSlice::new(if i == 0 { &bytes[self.offset..] } else { bytes });
+                n += 1;
+            }
+            match stream.write_vectored(&slices[..n]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(written) => self.advance(written),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        // Give the memory back: an idle connection should cost bytes, not pages.
+        self.chunks = VecDeque::new();
+        Ok(())
+    }
+
+    fn advance(&mut self, mut written: usize) {
+        self.len -= written;
+        while written > 0 {
+            let Some(front) = self.chunks.front() else {
+                break;
+            };
+            let remaining = front.as_ref().len() - self.offset;
+            if written >= remaining {
+                written -= remaining;
+                self.offset = 0;
+                self.chunks.pop_front();
+            } else {
+                self.offset += written;
+                written = 0;
+            }
+        }
+    }
+}
+
+/// One accepted TCP connection.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub(crate) stream: TcpStream,
+    pub(crate) peer: SocketAddr,
+    /// Distinguishes this connection from a later one in the same slab slot.
+    pub(crate) generation: u32,
+    /// Received bytes not yet consumed by a parser.
+    pub(crate) inbuf: Vec<u8>,
+    pub(crate) out: WriteQueue,
+    pub(crate) state: ConnState,
+    /// Close (gracefully) once the write queue is flushed.
+    pub(crate) close_after_flush: bool,
+    /// Queued in the loop's list of connections to flush this tick.
+    pub(crate) flush_queued: bool,
+    /// When a lingering close gives up on the peer's EOF.
+    pub(crate) linger_until: Option<Instant>,
+}
+
+impl Conn {
+    pub(crate) fn new(stream: TcpStream, peer: SocketAddr, generation: u32) -> Conn {
+        Conn {
+            stream,
+            peer,
+            generation,
+            inbuf: Vec::new(),
+            out: WriteQueue::default(),
+            state: ConnState::Http,
+            close_after_flush: false,
+            flush_queued: false,
+            linger_until: None,
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! Shared test support: builds the `engineio_echo` example once and runs it on a free port.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+
+/// Builds `examples/<name>.rs` once per test binary (debug profile) and returns its path.
+pub fn example_binary(name: &str) -> PathBuf {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let result = BUILT.get_or_init(|| {
+        let out = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--examples"])
+            .current_dir(&manifest)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    });
+    if let Err(e) = result {
+        panic!("building the examples failed:\n{e}");
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| manifest.join("target"));
+    target.join("debug").join("examples").join(name)
+}
+
+/// A running example server, killed when dropped.
+pub struct ExampleServer {
+    child: Child,
+    /// The address it listens on.
+    pub addr: SocketAddr,
+}
+
+impl ExampleServer {
+    /// Starts `examples/<name>` with `args` plus `--port 0`, and waits for its
+    /// `listening on <addr>` line.
+    pub fn start(name: &str, args: &[&str]) -> ExampleServer {
+        let mut child = Command::new(example_binary(name))
+            .args(args)
+            .args(["--port", "0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start example");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the listening line");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .parse()
+            .expect("address");
+        ExampleServer { child, addr }
+    }
+
+    /// The echo example on a free port with these extra arguments.
+    pub fn echo(args: &[&str]) -> ExampleServer {
+        ExampleServer::start("engineio_echo", args)
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for ExampleServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
