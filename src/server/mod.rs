@@ -639,7 +639,6 @@ impl Engine {
             generation: slot.generation,
         };
         let mut close_probe = false;
-        let mut closed = false;
         while let Some(event) = slot.session.poll_event() {
             match event {
                 Event::Message(m) => self.dispatch.push_back(Dispatch::Message(id, m)),
@@ -654,10 +653,7 @@ impl Engine {
                     }
                 }
                 Event::ProbeAborted => close_probe = true,
-                Event::Closed(reason) => {
-                    closed = true;
-                    self.dispatch.push_back(Dispatch::Close(id, reason));
-                }
+                Event::Closed(reason) => self.dispatch.push_back(Dispatch::Close(id, reason)),
             }
         }
         let (ws, held_get) = (slot.ws, slot.held_get);
@@ -698,11 +694,6 @@ impl Engine {
         }
         let slot = &mut self.sessions[index];
         if slot.session.is_finished(now) {
-            if (closed || slot.ws.is_some())
-                && let Some(token) = slot.ws
-            {
-                self.close_ws_gracefully(token, 1000, "");
-            }
             self.remove_session(index);
             return;
         }
