@@ -642,16 +642,8 @@ impl Engine {
         while let Some(event) = slot.session.poll_event() {
             match event {
                 Event::Message(m) => self.dispatch.push_back(Dispatch::Message(id, m)),
-                Event::Upgraded => {
-                    if let Some(token) = slot.probe.take() {
-                        slot.ws = Some(token);
-                        if let Some(ConnState::WebSocket { role, .. }) =
-                            self.conns.get_mut(token.0).map(|c| &mut c.state)
-                        {
-                            *role = WsRole::Active;
-                        }
-                    }
-                }
+                // The connection became the active transport in `process_ws` already.
+                Event::Upgraded => {}
                 Event::ProbeAborted => close_probe = true,
                 Event::Closed(reason) => self.dispatch.push_back(Dispatch::Close(id, reason)),
             }
@@ -1188,7 +1180,15 @@ impl Engine {
                         .extend_with(|out| ws::write_frame(out, FrameKind::Text, &payload));
                     self.queue_flush(token);
                 }
-                ProbeReply::Upgraded => {}
+                ProbeReply::Upgraded => {
+                    // Switch now, not when the session is pumped: the client's next frame may
+                    // already be in this same buffer, and it belongs to the active transport.
+                    slot.probe = None;
+                    slot.ws = Some(token);
+                    if let ConnState::WebSocket { role, .. } = &mut self.conns[token.0].state {
+                        *role = WsRole::Active;
+                    }
+                }
                 ProbeReply::Abort => {
                     slot.probe = None;
                     self.close_ws_gracefully(token, 1000, "");
