@@ -104,16 +104,19 @@ impl FrameReader {
             };
             let header_len = cursor.position() as usize;
             self.check_header(&header, len)?;
-            // `len` fits: check_header capped it at max_message or 125.
-            let len = len as usize;
-            if rest.len() < header_len + len {
+            // `len` fits in usize: check_header capped it at max_message or 125. The sum can
+            // still overflow when max_message is near usize::MAX (found by fuzzing).
+            let Some(frame_len) = header_len.checked_add(len as usize) else {
+                return Err(WsError::TooBig);
+            };
+            if rest.len() < frame_len {
                 return Ok((consumed, None));
             }
-            let mut payload = rest[header_len..header_len + len].to_vec();
+            let mut payload = rest[header_len..frame_len].to_vec();
             if let Some(mask) = header.mask {
                 apply_mask(&mut payload, mask);
             }
-            consumed += header_len + len;
+            consumed += frame_len;
             if let Some(event) = self.frame(&header, payload)? {
                 return Ok((consumed, Some(event)));
             }
@@ -402,6 +405,17 @@ mod tests {
         let frame = client_frame(0x82, &[0; 70_000]);
         assert_eq!(
             FrameReader::new(65_536).read(&frame[..20]),
+            Err(WsError::TooBig)
+        );
+    }
+
+    #[test]
+    fn huge_length_with_an_unlimited_reader_does_not_overflow() {
+        // Regression (fuzz/ws_frames): a 64-bit length of all ones overflowed
+        // `header_len + len` when the message limit was usize::MAX.
+        let frame = [0x82, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0];
+        assert_eq!(
+            FrameReader::new(usize::MAX).read(&frame),
             Err(WsError::TooBig)
         );
     }
