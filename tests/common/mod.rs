@@ -51,10 +51,13 @@ impl ExampleServer {
             .spawn()
             .expect("start example");
         let stdout = child.stdout.take().expect("stdout");
+        let mut reader = BufReader::new(stdout);
         let mut line = String::new();
-        BufReader::new(stdout)
+        reader
             .read_line(&mut line)
             .expect("read the listening line");
+        // Keep draining: a closed pipe would make the example's next println! panic.
+        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
         let addr = line
             .trim()
             .strip_prefix("listening on ")
