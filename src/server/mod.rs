@@ -203,6 +203,8 @@ pub struct Engine {
     pending_http: Vec<(Token, Request)>,
     read_buf: Box<[u8]>,
     stopper: Arc<Stopper>,
+    /// Set once a shutdown began: responses close their connections.
+    shutting_down: bool,
     now: Instant,
 }
 
@@ -239,6 +241,7 @@ impl Engine {
                 requested: AtomicBool::new(false),
                 waker,
             }),
+            shutting_down: false,
             now: Instant::now(),
         })
     }
@@ -378,6 +381,7 @@ impl Engine {
     }
 
     fn begin_shutdown<H: EngineHandler>(&mut self, handler: &mut H) {
+        self.shutting_down = true;
         if let Some(mut listener) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut listener);
         }
@@ -723,6 +727,7 @@ impl Engine {
         else {
             return;
         };
+        let keep_alive = keep_alive && !self.shutting_down;
         let mut body = Vec::new();
         encode_payload(packets, &mut body);
         let mut headers = vec![(
@@ -913,6 +918,7 @@ impl Engine {
         let Some(conn) = self.conns.get_mut(token.0) else {
             return;
         };
+        let keep_alive = keep_alive && !self.shutting_down;
         let mut response = response.clone();
         if let Some(cors) = &self.config.cors {
             cors.add_headers(origin, &mut response.headers);

@@ -413,7 +413,9 @@ mod tests {
     fn huge_length_with_an_unlimited_reader_does_not_overflow() {
         // Regression (fuzz/ws_frames): a 64-bit length of all ones overflowed
         // `header_len + len` when the message limit was usize::MAX.
-        let frame = [0x82, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0];
+        let frame = [
+            0x82, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0,
+        ];
         assert_eq!(
             FrameReader::new(usize::MAX).read(&frame),
             Err(WsError::TooBig)
