@@ -161,3 +161,31 @@ fn unmasked_client_frame_is_closed_with_1002() {
         other => panic!("expected a close frame with code 1002, got {other:?}"),
     }
 }
+
+#[test]
+fn websocket_ping_gets_a_pong_and_client_close_is_answered() {
+    let server = ExampleServer::echo(&[]);
+    let mut ws = ws_connect(server.addr, WS_ONLY);
+    let open = ws_text(&mut ws, "first frame");
+    assert_open_packet(&open, &[], Expected::DEFAULTS);
+
+    // RFC 6455 5.5.2: a Ping is answered with a Pong carrying the same data.
+    ws.send(Message::Ping(b"are you there".to_vec().into()))
+        .expect("send ping");
+    // (`ws_next` skips pongs, so read the raw message here.)
+    match ws.read() {
+        Ok(Message::Pong(data)) => assert_eq!(&data[..], b"are you there"),
+        other => panic!("expected a pong, got {other:?}"),
+    }
+    // The session still works after it.
+    ws_send_text(&mut ws, "4still here");
+    assert_eq!(ws_text(&mut ws, "echo after ping"), "4still here");
+
+    // A client close is answered with a close frame.
+    ws.close(None).expect("send close");
+    let (_, end) = ws_wait_end(&mut ws, Instant::now() + Duration::from_secs(2));
+    assert!(
+        matches!(end, Some(WsEnd::CloseFrame(_)) | Some(WsEnd::Eof(_))),
+        "the server should answer the close, got {end:?}"
+    );
+}
