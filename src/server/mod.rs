@@ -102,6 +102,33 @@ pub trait EngineHandler {
         let _ = request;
         None
     }
+    /// The loop was woken through a [`WakeHandle`] (another thread has work for it).
+    fn on_wake(&mut self, engine: &mut Engine) {
+        let _ = engine;
+    }
+    /// The handler's own next deadline; the loop sleeps no longer than this.
+    fn poll_timeout(&mut self) -> Option<Instant> {
+        None
+    }
+    /// Called every loop iteration once [`EngineHandler::poll_timeout`] has passed
+    /// (spurious calls must be harmless).
+    fn on_timeout(&mut self, engine: &mut Engine) {
+        let _ = engine;
+    }
+}
+
+/// Wakes a running [`Engine`] from any thread, so that its handler's
+/// [`EngineHandler::on_wake`] runs on the loop thread. `Send + Clone`.
+#[derive(Clone, Debug)]
+pub struct WakeHandle {
+    inner: Arc<Stopper>,
+}
+
+impl WakeHandle {
+    /// Wakes the loop. Cheap; many wakes before the loop runs coalesce into one.
+    pub fn wake(&self) {
+        let _ = self.inner.waker.wake();
+    }
 }
 
 /// A session's place in the engine.
@@ -263,6 +290,35 @@ impl Engine {
         }
     }
 
+    /// A handle that wakes the loop from any thread (see [`EngineHandler::on_wake`]).
+    pub fn wake_handle(&self) -> WakeHandle {
+        WakeHandle {
+            inner: self.stopper.clone(),
+        }
+    }
+
+    /// The loop's time for this iteration: read once per wakeup, the clock handlers use.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Whether a packet sent to the session now would go out at once, rather than wait in
+    /// a queue: its WebSocket has nothing unsent, or a polling GET is held. Volatile packets
+    /// are dropped when this is false.
+    pub fn can_send_now(&self, id: SessionId) -> bool {
+        let Some(slot) = self.slot(id) else {
+            return false;
+        };
+        if !slot.session.is_open() || slot.session.queued() > 0 {
+            return false;
+        }
+        match (slot.ws, slot.held_get) {
+            (Some(token), _) => self.conns.get(token.0).is_some_and(|c| c.out.is_empty()),
+            (None, Some(_)) => true,
+            (None, None) => false,
+        }
+    }
+
     /// The number of open sessions.
     pub fn session_count(&self) -> usize {
         self.sessions.len()
@@ -336,7 +392,12 @@ impl Engine {
         let mut events = Events::with_capacity(1024);
         let mut shutdown_deadline: Option<Instant> = None;
         loop {
-            let timeout = self.timers.peek().map(|Reverse((at, _))| {
+            let engine_next = self.timers.peek().map(|Reverse((at, _))| *at);
+            let next = match (engine_next, handler.poll_timeout()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let timeout = next.map(|at| {
                 at.saturating_duration_since(Instant::now()) + Duration::from_micros(100)
             });
             let timeout = match shutdown_deadline {
@@ -351,10 +412,11 @@ impl Engine {
                 return Err(e);
             }
             self.now = Instant::now();
+            let mut woken = false;
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(),
-                    WAKER => {}
+                    WAKER => woken = true,
                     token => {
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
                             self.read_conn(token);
@@ -367,6 +429,14 @@ impl Engine {
             }
             self.fire_timers();
             self.settle(handler);
+            if woken {
+                handler.on_wake(self);
+                self.settle(handler);
+            }
+            if handler.poll_timeout().is_some_and(|at| at <= self.now) {
+                handler.on_timeout(self);
+                self.settle(handler);
+            }
 
             if shutdown_deadline.is_none() && self.stopper.requested.load(Ordering::SeqCst) {
                 shutdown_deadline = Some(self.now + SHUTDOWN_GRACE);
