@@ -36,5 +36,8 @@
 
 pub mod engineio;
 pub mod http;
+pub mod rooms;
 pub mod server;
+pub mod sio;
+pub mod socketio;
 pub mod ws;

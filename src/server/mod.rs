@@ -56,7 +56,7 @@ const READ_CHUNK: usize = 64 * 1024;
 
 /// Identifies one Engine.IO session for as long as it lives. Copy it freely: once the
 /// session is gone, operations on the id do nothing.
-#[derive(Clone, Copy, Debug, Eq, PartialEq, Hash)]
+#[derive(Clone, Copy, Debug, Eq, PartialEq, Hash, Ord, PartialOrd)]
 pub struct SessionId {
     index: usize,
     generation: u32,

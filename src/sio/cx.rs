@@ -1,0 +1,784 @@
+//! What handlers get: contexts with `&mut` access to the state, and the emit builder.
+
+use super::args::EncodedArgs;
+use super::{
+    Ack, AckError, AckGroup, AckResults, AckWaiter, Command, Core, DisconnectReason, SocketKey,
+    Stats, Timer, UserTimer, broadcast,
+};
+use crate::server::{Engine, Handshake, SessionId, ShutdownHandle, WakeHandle};
+use crate::socketio::value::Payload;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+use std::any::Any;
+use std::cmp::Reverse;
+use std::collections::HashSet;
+use std::ops::{Deref, DerefMut};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Identifies a timer made with `every` or `after`, to cancel it.
+#[derive(Clone, Copy, Debug, Eq, PartialEq, Hash)]
+pub struct TimerId(pub(crate) u64);
+
+/// The context of a timer, a [`Handle`] command or an ack callback: the state, emitting,
+/// and timers.
+pub struct ServerCx<'a, S> {
+    pub(crate) engine: &'a mut Engine,
+    pub(crate) core: &'a mut Core<S>,
+}
+
+impl<S> std::fmt::Debug for ServerCx<'_, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerCx").finish_non_exhaustive()
+    }
+}
+
+impl<'a, S: 'static> ServerCx<'a, S> {
+    /// The application state.
+    pub fn state(&mut self) -> &mut S {
+        &mut self.core.state
+    }
+
+    /// The loop's time for this iteration.
+    pub fn now(&self) -> Instant {
+        self.engine.now()
+    }
+
+    /// Emits to a namespace: `cx.of("/admin").to("room").emit(...)`. An unknown namespace
+    /// reaches nobody.
+    pub fn of(&mut self, nsp: &str) -> Emitter<'_, 'a, S> {
+        let nsp = self
+            .core
+            .nsp_by_name
+            .get(nsp)
+            .copied()
+            .unwrap_or(usize::MAX);
+        Emitter::new(self, nsp, None)
+    }
+
+    /// Emits to a room of the main namespace `/`.
+    pub fn to(&mut self, room: impl Into<String>) -> Emitter<'_, 'a, S> {
+        self.of("/").to(room)
+    }
+
+    /// Runs `f` once after `delay`.
+    pub fn after(
+        &mut self,
+        delay: Duration,
+        f: impl FnOnce(&mut ServerCx<'_, S>) + 'static,
+    ) -> TimerId {
+        let mut f = Some(f);
+        self.core.add_timer(
+            self.engine.now() + delay,
+            UserTimer {
+                period: None,
+                f: Box::new(move |cx| {
+                    if let Some(f) = f.take() {
+                        f(cx)
+                    }
+                }),
+            },
+        )
+    }
+
+    /// Runs `f` every `period`.
+    pub fn every(
+        &mut self,
+        period: Duration,
+        f: impl FnMut(&mut ServerCx<'_, S>) + 'static,
+    ) -> TimerId {
+        self.core.add_timer(
+            self.engine.now() + period,
+            UserTimer {
+                period: Some(period),
+                f: Box::new(f),
+            },
+        )
+    }
+
+    /// Cancels a timer.
+    pub fn cancel_timer(&mut self, id: TimerId) {
+        self.core.cancelled_timers.insert(id.0);
+    }
+
+    /// The number of connected sockets in a namespace.
+    pub fn socket_count(&self, nsp: &str) -> usize {
+        self.core
+            .nsp_by_name
+            .get(nsp)
+            .map_or(0, |&i| self.core.namespaces[i].sockets.len())
+    }
+
+    /// The rooms of a namespace that have members (socket-id rooms included).
+    pub fn rooms(&self, nsp: &str) -> Vec<String> {
+        self.core.nsp_by_name.get(nsp).map_or(Vec::new(), |&i| {
+            self.core.namespaces[i]
+                .rooms
+                .rooms()
+                .map(str::to_owned)
+                .collect()
+        })
+    }
+
+    /// Counters: drops and refusals.
+    pub fn stats(&self) -> Stats {
+        self.core.stats
+    }
+
+    /// A handle for other threads.
+    pub fn handle(&self) -> Handle<S> {
+        Handle::new(
+            self.core.commands_tx.clone(),
+            self.engine.wake_handle(),
+            self.engine.shutdown_handle(),
+        )
+    }
+}
+
+/// The context of a socket's handlers: everything [`ServerCx`] has (through `Deref`), plus
+/// the socket itself.
+pub struct SocketCx<'a, S> {
+    server: ServerCx<'a, S>,
+    key: SocketKey,
+}
+
+impl<S> std::fmt::Debug for SocketCx<'_, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocketCx")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, S> Deref for SocketCx<'a, S> {
+    type Target = ServerCx<'a, S>;
+    fn deref(&self) -> &Self::Target {
+        &self.server
+    }
+}
+
+impl<S> DerefMut for SocketCx<'_, S> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.server
+    }
+}
+
+impl<'a, S: 'static> SocketCx<'a, S> {
+    pub(crate) fn new(engine: &'a mut Engine, core: &'a mut Core<S>, key: SocketKey) -> Self {
+        SocketCx {
+            server: ServerCx { engine, core },
+            key,
+        }
+    }
+
+    fn entry(&self) -> Option<&super::SocketEntry> {
+        self.server.core.socket(self.key)
+    }
+
+    /// The socket's id (20 characters, distinct from the Engine.IO sid).
+    pub fn id(&self) -> &str {
+        self.entry().map_or("", |e| e.id.as_str())
+    }
+
+    /// The socket's key, for use from other handlers.
+    pub fn key(&self) -> SocketKey {
+        self.key
+    }
+
+    /// The namespace's name.
+    pub fn nsp(&self) -> &str {
+        self.entry()
+            .map_or("", |e| self.server.core.namespaces[e.nsp].name.as_str())
+    }
+
+    fn session(&self) -> Option<SessionId> {
+        self.entry().map(|e| e.session)
+    }
+
+    /// The handshake: address, headers, query.
+    pub fn handshake(&self) -> Option<&Handshake> {
+        self.server.engine.handshake(self.session()?)
+    }
+
+    /// The auth payload of the CONNECT packet, as raw JSON.
+    pub fn auth(&self) -> Option<&RawValue> {
+        self.entry()?.auth.as_deref()
+    }
+
+    /// The socket's typed data (set by a middleware or a handler).
+    pub fn data<T: 'static>(&mut self) -> Option<&mut T> {
+        let key = self.key;
+        self.server
+            .core
+            .socket_mut(key)?
+            .data
+            .as_mut()?
+            .downcast_mut()
+    }
+
+    /// Sets the socket's typed data.
+    pub fn set_data<T: 'static>(&mut self, data: T) {
+        let key = self.key;
+        if let Some(e) = self.server.core.socket_mut(key) {
+            e.data = Some(Box::new(data));
+        }
+    }
+
+    /// Joins a room.
+    pub fn join(&mut self, room: impl AsRef<str>) {
+        if let Some(nsp) = self.entry().map(|e| e.nsp) {
+            let key = self.key;
+            self.server.core.namespaces[nsp]
+                .rooms
+                .join(key, room.as_ref());
+        }
+    }
+
+    /// Leaves a room.
+    pub fn leave(&mut self, room: impl AsRef<str>) {
+        if let Some(nsp) = self.entry().map(|e| e.nsp) {
+            let key = self.key;
+            self.server.core.namespaces[nsp]
+                .rooms
+                .leave(key, room.as_ref());
+        }
+    }
+
+    /// The rooms the socket is in (its own id room included).
+    pub fn rooms(&self) -> Vec<String> {
+        self.entry().map_or(Vec::new(), |e| {
+            self.server.core.namespaces[e.nsp]
+                .rooms
+                .rooms_of(&self.key)
+                .map(str::to_owned)
+                .collect()
+        })
+    }
+
+    /// Emits an event with one argument to this socket.
+    pub fn emit<T: Serialize + ?Sized>(&mut self, event: &str, data: &T) -> bool {
+        let key = self.key;
+        self.emitter().only(key).emit(event, data)
+    }
+
+    /// Emits an event whose arguments are the items of `data` (a tuple or array; `&()`
+    /// for none).
+    pub fn emit_args<T: Serialize + ?Sized>(&mut self, event: &str, data: &T) -> bool {
+        let key = self.key;
+        self.emitter().only(key).emit_args(event, data)
+    }
+
+    /// Emits an event and waits for the client's acknowledgement, up to `timeout`.
+    pub fn emit_with_ack<T: Serialize + ?Sized>(
+        &mut self,
+        event: &str,
+        data: &T,
+        timeout: Duration,
+        callback: impl FnOnce(&mut ServerCx<'_, S>, Result<Payload, AckError>) + 'static,
+    ) -> bool {
+        let key = self.key;
+        let Ok(args) = EncodedArgs::one(data) else {
+            log::error!("sioloop: cannot serialize the arguments of {event:?}");
+            return false;
+        };
+        let Some(id) = self.server.core.next_ack_id(key) else {
+            return false;
+        };
+        let nsp = self.nsp().to_owned();
+        let text = args.event_packet(&nsp, event, Some(id));
+        let core = &mut *self.server.core;
+        if !core.send_to(self.server.engine, key, &text, args.attachments(), false) {
+            return false;
+        }
+        core.acks
+            .insert((key, id), AckWaiter::One(Box::new(callback)));
+        let at = self.server.engine.now() + timeout;
+        core.timers.push(Reverse((at, Timer::Ack(key, id))));
+        true
+    }
+
+    /// Answers an acknowledgement the client asked for, with one argument.
+    pub fn ack<T: Serialize + ?Sized>(&mut self, ack: Ack, data: &T) -> bool {
+        match EncodedArgs::one(data) {
+            Ok(args) => self.send_ack(ack, &args),
+            Err(e) => {
+                log::error!("sioloop: cannot serialize an ack: {e}");
+                false
+            }
+        }
+    }
+
+    /// Answers an acknowledgement with the items of `data` as arguments.
+    pub fn ack_args<T: Serialize + ?Sized>(&mut self, ack: Ack, data: &T) -> bool {
+        match EncodedArgs::many(data) {
+            Ok(args) => self.send_ack(ack, &args),
+            Err(e) => {
+                log::error!("sioloop: cannot serialize an ack: {e}");
+                false
+            }
+        }
+    }
+
+    fn send_ack(&mut self, ack: Ack, args: &EncodedArgs) -> bool {
+        let Some(entry) = self.server.core.socket(ack.socket) else {
+            return false;
+        };
+        let nsp = self.server.core.namespaces[entry.nsp].name.clone();
+        let text = args.ack_packet(&nsp, ack.id);
+        self.server.core.send_to(
+            self.server.engine,
+            ack.socket,
+            &text,
+            args.attachments(),
+            false,
+        )
+    }
+
+    /// Emits to rooms of this socket's namespace: `cx.to("room").emit(...)`.
+    pub fn to(&mut self, room: impl Into<String>) -> Emitter<'_, 'a, S> {
+        self.emitter().to(room)
+    }
+
+    /// Emits to every socket of the namespace but this one.
+    pub fn broadcast(&mut self) -> Emitter<'_, 'a, S> {
+        self.emitter().except_self()
+    }
+
+    fn emitter(&mut self) -> Emitter<'_, 'a, S> {
+        let nsp = self.entry().map_or(usize::MAX, |e| e.nsp);
+        let key = self.key;
+        Emitter::new(&mut self.server, nsp, Some(key))
+    }
+
+    /// Disconnects this socket from its namespace (`server namespace disconnect`); the
+    /// client is told. Takes effect when the handler returns.
+    pub fn disconnect(&mut self) {
+        let key = self.key;
+        self.server.core.pending_disconnects.push((
+            key,
+            DisconnectReason::ServerNamespaceDisconnect,
+            true,
+        ));
+    }
+
+    /// Closes the client's whole connection (every namespace it joined).
+    pub fn close_connection(&mut self) {
+        if let Some(session) = self.session() {
+            self.server.engine.close(session);
+        }
+    }
+
+    pub(crate) fn count_refused(&mut self) {
+        self.server.core.stats.events_refused += 1;
+    }
+}
+
+/// The context of a connection middleware: the handshake, the auth payload, the state, and
+/// the socket's data to be.
+pub struct ConnectCx<'a, S> {
+    pub(crate) server: ServerCx<'a, S>,
+    pub(crate) session: SessionId,
+    pub(crate) nsp: &'a str,
+    pub(crate) auth: Option<&'a RawValue>,
+    pub(crate) data: &'a mut Option<Box<dyn Any>>,
+}
+
+impl<S> std::fmt::Debug for ConnectCx<'_, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectCx")
+            .field("nsp", &self.nsp)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: 'static> ConnectCx<'_, S> {
+    /// The namespace being joined.
+    pub fn nsp(&self) -> &str {
+        self.nsp
+    }
+
+    /// The handshake: address, headers, query.
+    pub fn handshake(&self) -> Option<&Handshake> {
+        self.server.engine.handshake(self.session)
+    }
+
+    /// The auth payload, as raw JSON.
+    pub fn auth(&self) -> Option<&RawValue> {
+        self.auth
+    }
+
+    /// The auth payload as `T` (`None` if absent or of another shape).
+    pub fn auth_as<T: DeserializeOwned>(&self) -> Option<T> {
+        serde_json::from_str(self.auth?.get()).ok()
+    }
+
+    /// Sets the typed data the socket will carry.
+    pub fn set_data<T: 'static>(&mut self, data: T) {
+        *self.data = Some(Box::new(data));
+    }
+
+    /// The application state.
+    pub fn state(&mut self) -> &mut S {
+        self.server.state()
+    }
+}
+
+/// What `fetch_sockets` tells about a socket.
+#[derive(Clone, Debug)]
+pub struct SocketInfo {
+    /// The socket's id.
+    pub id: String,
+    /// The socket's key.
+    pub key: SocketKey,
+    /// Its namespace.
+    pub nsp: String,
+    /// Its rooms.
+    pub rooms: Vec<String>,
+    /// Its handshake.
+    pub handshake: Option<Handshake>,
+    /// Its auth payload.
+    pub auth: Option<serde_json::Value>,
+}
+
+/// Emits to a set of sockets: a namespace, narrowed by rooms and exceptions. Every emit of
+/// the server goes through here, so one place knows its rooms, exceptions and flags.
+pub struct Emitter<'c, 'a, S> {
+    cx: &'c mut ServerCx<'a, S>,
+    nsp: usize,
+    rooms: Vec<String>,
+    except: Vec<String>,
+    sender: Option<SocketKey>,
+    except_sender: bool,
+    only: Option<SocketKey>,
+    volatile: bool,
+    timeout: Duration,
+}
+
+impl<S> std::fmt::Debug for Emitter<'_, '_, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emitter")
+            .field("rooms", &self.rooms)
+            .field("except", &self.except)
+            .field("volatile", &self.volatile)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'c, 'a, S: 'static> Emitter<'c, 'a, S> {
+    fn new(cx: &'c mut ServerCx<'a, S>, nsp: usize, sender: Option<SocketKey>) -> Self {
+        Emitter {
+            cx,
+            nsp,
+            rooms: Vec::new(),
+            except: Vec::new(),
+            sender,
+            except_sender: false,
+            only: None,
+            volatile: false,
+            timeout: Duration::from_secs(10),
+        }
+    }
+
+    fn only(mut self, key: SocketKey) -> Self {
+        self.only = Some(key);
+        self
+    }
+
+    /// Narrows to sockets in `room` (several calls: in any of them).
+    pub fn to(mut self, room: impl Into<String>) -> Self {
+        self.rooms.push(room.into());
+        self
+    }
+
+    /// Same as [`Emitter::to`].
+    pub fn in_(self, room: impl Into<String>) -> Self {
+        self.to(room)
+    }
+
+    /// Leaves out sockets in `room`.
+    pub fn except(mut self, room: impl Into<String>) -> Self {
+        self.except.push(room.into());
+        self
+    }
+
+    /// Leaves out the socket whose handler is emitting.
+    pub fn except_self(mut self) -> Self {
+        self.except_sender = true;
+        self
+    }
+
+    /// Drops the packet for recipients that cannot take it at once (counted in
+    /// [`Stats::volatile_dropped`]) instead of queueing it.
+    pub fn volatile(mut self) -> Self {
+        self.volatile = true;
+        self
+    }
+
+    /// The timeout of [`Emitter::emit_with_ack`] (default 10 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    fn targets(&self) -> Vec<SocketKey> {
+        if let Some(key) = self.only {
+            return vec![key];
+        }
+        let mut targets = self.cx.core.select(self.nsp, &self.rooms, &self.except);
+        if self.except_sender
+            && let Some(sender) = self.sender
+        {
+            targets.retain(|k| *k != sender);
+        }
+        targets
+    }
+
+    fn nsp_name(&self) -> String {
+        self.cx
+            .core
+            .namespaces
+            .get(self.nsp)
+            .map_or_else(String::new, |n| n.name.clone())
+    }
+
+    /// Emits an event with one argument. Returns whether it could be encoded (and so went
+    /// to every selected socket, volatile drops aside).
+    pub fn emit<T: Serialize + ?Sized>(self, event: &str, data: &T) -> bool {
+        match EncodedArgs::one(data) {
+            Ok(args) => self.emit_encoded(event, &args),
+            Err(e) => {
+                log::error!("sioloop: cannot serialize the arguments of {event:?}: {e}");
+                false
+            }
+        }
+    }
+
+    /// Emits an event whose arguments are the items of `data` (a tuple or an array).
+    pub fn emit_args<T: Serialize + ?Sized>(self, event: &str, data: &T) -> bool {
+        match EncodedArgs::many(data) {
+            Ok(args) => self.emit_encoded(event, &args),
+            Err(e) => {
+                log::error!("sioloop: cannot serialize the arguments of {event:?}: {e}");
+                false
+            }
+        }
+    }
+
+    /// Forwards a received event's arguments unchanged (no parsing): a relay.
+    pub fn emit_event(self, event: &super::Event) -> bool {
+        match EncodedArgs::from_event(event) {
+            Ok(args) => self.emit_encoded(event.name(), &args),
+            Err(_) => false,
+        }
+    }
+
+    pub(crate) fn emit_encoded(self, event: &str, args: &EncodedArgs) -> bool {
+        let targets = self.targets();
+        let nsp = self.nsp_name();
+        broadcast(
+            self.cx.core,
+            self.cx.engine,
+            &targets,
+            &nsp,
+            event,
+            args,
+            self.volatile,
+        );
+        true
+    }
+
+    /// Emits an event with one argument to every selected socket and collects their
+    /// acknowledgements under one timeout; `callback` gets what arrived.
+    pub fn emit_with_ack<T: Serialize + ?Sized>(
+        self,
+        event: &str,
+        data: &T,
+        callback: impl FnOnce(&mut ServerCx<'_, S>, AckResults) + 'static,
+    ) -> bool {
+        let Ok(args) = EncodedArgs::one(data) else {
+            log::error!("sioloop: cannot serialize the arguments of {event:?}");
+            return false;
+        };
+        let targets = self.targets();
+        let nsp = self.nsp_name();
+        let core = &mut *self.cx.core;
+        core.generation = core.generation.wrapping_add(1);
+        let generation = core.generation;
+        let group = core.groups.insert(AckGroup {
+            generation,
+            waiting: HashSet::new(),
+            responses: Vec::new(),
+            callback: Some(Box::new(callback)),
+        });
+        for key in targets {
+            // Acks are the one per-recipient encoding: each carries its own id.
+            let Some(id) = core.next_ack_id(key) else {
+                continue;
+            };
+            let text = args.event_packet(&nsp, event, Some(id));
+            if core.send_to(self.cx.engine, key, &text, args.attachments(), false) {
+                core.acks.insert((key, id), AckWaiter::Group(group));
+                core.groups[group].waiting.insert((key, id));
+            }
+        }
+        let at = self.cx.engine.now() + self.timeout;
+        core.timers
+            .push(Reverse((at, Timer::Group(group, generation))));
+        if core.groups[group].waiting.is_empty() {
+            // Nobody to wait for: answer at once (on the next timer pass).
+            core.timers.push(Reverse((
+                self.cx.engine.now(),
+                Timer::Group(group, generation),
+            )));
+        }
+        true
+    }
+
+    /// The selected sockets: id, rooms, handshake, auth.
+    pub fn fetch_sockets(self) -> Vec<SocketInfo> {
+        let targets = self.targets();
+        let core = &*self.cx.core;
+        targets
+            .into_iter()
+            .filter_map(|key| {
+                let e = core.socket(key)?;
+                let ns = &core.namespaces[e.nsp];
+                Some(SocketInfo {
+                    id: e.id.clone(),
+                    key,
+                    nsp: ns.name.clone(),
+                    rooms: ns.rooms.rooms_of(&key).map(str::to_owned).collect(),
+                    handshake: self.cx.engine.handshake(e.session).cloned(),
+                    auth: e
+                        .auth
+                        .as_ref()
+                        .and_then(|a| serde_json::from_str(a.get()).ok()),
+                })
+            })
+            .collect()
+    }
+
+    /// Makes the selected sockets join `room`.
+    pub fn join(self, room: &str) {
+        let targets = self.targets();
+        if let Some(ns) = self.cx.core.namespaces.get_mut(self.nsp) {
+            for key in targets {
+                ns.rooms.join(key, room);
+            }
+        }
+    }
+
+    /// Makes the selected sockets leave `room`.
+    pub fn leave(self, room: &str) {
+        let targets = self.targets();
+        if let Some(ns) = self.cx.core.namespaces.get_mut(self.nsp) {
+            for key in targets {
+                ns.rooms.leave(key, room);
+            }
+        }
+    }
+
+    /// Disconnects the selected sockets (`server namespace disconnect`), after the running
+    /// handler returns.
+    pub fn disconnect(self) {
+        for key in self.targets() {
+            self.cx.core.pending_disconnects.push((
+                key,
+                DisconnectReason::ServerNamespaceDisconnect,
+                true,
+            ));
+        }
+    }
+}
+
+/// Reaches the loop from any thread. `Send + Clone`; commands run on the loop thread, in
+/// order, with a [`ServerCx`].
+pub struct Handle<S> {
+    commands: mpsc::Sender<Command<S>>,
+    wake: WakeHandle,
+    shutdown: ShutdownHandle,
+}
+
+impl<S> Clone for Handle<S> {
+    fn clone(&self) -> Self {
+        Handle {
+            commands: self.commands.clone(),
+            wake: self.wake.clone(),
+            shutdown: self.shutdown.clone(),
+        }
+    }
+}
+
+impl<S> std::fmt::Debug for Handle<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle").finish_non_exhaustive()
+    }
+}
+
+impl<S: 'static> Handle<S> {
+    pub(crate) fn new(
+        commands: mpsc::Sender<Command<S>>,
+        wake: WakeHandle,
+        shutdown: ShutdownHandle,
+    ) -> Self {
+        Handle {
+            commands,
+            wake,
+            shutdown,
+        }
+    }
+
+    /// Runs `f` on the loop thread. Returns false if the server has stopped.
+    pub fn run(&self, f: impl FnOnce(&mut ServerCx<'_, S>) + Send + 'static) -> bool {
+        let sent = self.commands.send(Box::new(f)).is_ok();
+        self.wake.wake();
+        sent
+    }
+
+    /// Emits an event with one argument to a room of a namespace (`room` `None`: the whole
+    /// namespace). The data is serialized on the calling thread.
+    pub fn emit<T: Serialize + ?Sized>(
+        &self,
+        nsp: &str,
+        room: Option<&str>,
+        event: &str,
+        data: &T,
+    ) -> bool {
+        let Ok(args) = EncodedArgs::one(data) else {
+            return false;
+        };
+        let (nsp, room, event) = (nsp.to_owned(), room.map(str::to_owned), event.to_owned());
+        self.run(move |cx| {
+            let mut emitter = cx.of(&nsp);
+            if let Some(room) = room {
+                emitter = emitter.to(room);
+            }
+            emitter.emit_encoded(&event, &args);
+        })
+    }
+
+    /// Makes the sockets of a room join another room.
+    pub fn join(&self, nsp: &str, room: &str, new_room: &str) -> bool {
+        let (nsp, room, new_room) = (nsp.to_owned(), room.to_owned(), new_room.to_owned());
+        self.run(move |cx| cx.of(&nsp).to(room).join(&new_room))
+    }
+
+    /// Disconnects the sockets of a room.
+    pub fn disconnect(&self, nsp: &str, room: &str) -> bool {
+        let (nsp, room) = (nsp.to_owned(), room.to_owned());
+        self.run(move |cx| cx.of(&nsp).to(room).disconnect())
+    }
+
+    /// Stops the server: every socket is disconnected with `server shutting down` and
+    /// `run` returns.
+    pub fn shutdown(&self) {
+        self.shutdown.shutdown();
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_handle_is_send() {
+    fn is_send<T: Send + Clone>() {}
+    is_send::<Handle<()>>();
+}

@@ -1,0 +1,136 @@
+//! Why a socket disconnected, with the reference server's strings, and why a connection to a
+//! namespace was refused.
+
+use crate::engineio::CloseReason;
+use std::fmt;
+
+/// Why a socket left its namespace. The strings are the reference server's.
+#[derive(Clone, Copy, Debug, Eq, PartialEq, Hash)]
+pub enum DisconnectReason {
+    /// The client closed the connection.
+    TransportClose,
+    /// The connection failed.
+    TransportError,
+    /// The client stopped answering pings.
+    PingTimeout,
+    /// The client sent a packet that is not valid.
+    ParseError,
+    /// The server closed the whole connection (another socket of it asked to).
+    ForcedServerClose,
+    /// The server is stopping.
+    ServerShuttingDown,
+    /// The client left the namespace (`socket.disconnect()` on the client).
+    ClientNamespaceDisconnect,
+    /// The server removed the socket from the namespace (`disconnect` on the server).
+    ServerNamespaceDisconnect,
+}
+
+impl DisconnectReason {
+    /// The reference server's string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisconnectReason::TransportClose => "transport close",
+            DisconnectReason::TransportError => "transport error",
+            DisconnectReason::PingTimeout => "ping timeout",
+            DisconnectReason::ParseError => "parse error",
+            DisconnectReason::ForcedServerClose => "forced server close",
+            DisconnectReason::ServerShuttingDown => "server shutting down",
+            DisconnectReason::ClientNamespaceDisconnect => "client namespace disconnect",
+            DisconnectReason::ServerNamespaceDisconnect => "server namespace disconnect",
+        }
+    }
+}
+
+impl From<CloseReason> for DisconnectReason {
+    fn from(reason: CloseReason) -> Self {
+        match reason {
+            CloseReason::TransportClose => DisconnectReason::TransportClose,
+            CloseReason::TransportError => DisconnectReason::TransportError,
+            CloseReason::PingTimeout => DisconnectReason::PingTimeout,
+            CloseReason::ParseError => DisconnectReason::ParseError,
+            CloseReason::ForcedClose => DisconnectReason::ForcedServerClose,
+            CloseReason::ServerShuttingDown => DisconnectReason::ServerShuttingDown,
+        }
+    }
+}
+
+impl fmt::Display for DisconnectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A refusal of a connection to a namespace, sent to the client as CONNECT_ERROR
+/// `{"message": ..., "data": ...}`; the client sees it as a `connect_error` event.
+///
+/// ```
+/// use sioloop::sio::ConnectError;
+/// let e = ConnectError::new("not authorized").with_data(serde_json::json!({"retry": false}));
+/// assert_eq!(e.to_json(), r#"{"message":"not authorized","data":{"retry":false}}"#);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConnectError {
+    /// The message (`err.message` on the client).
+    pub message: String,
+    /// Extra data (`err.data` on the client).
+    pub data: Option<serde_json::Value>,
+}
+
+impl ConnectError {
+    /// A refusal with a message.
+    pub fn new(message: impl Into<String>) -> ConnectError {
+        ConnectError {
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    /// Adds data to the refusal.
+    pub fn with_data(mut self, data: serde_json::Value) -> ConnectError {
+        self.data = Some(data);
+        self
+    }
+
+    /// The JSON sent in the CONNECT_ERROR packet (`message` first, as the reference).
+    pub fn to_json(&self) -> String {
+        #[derive(serde::Serialize)]
+        struct Wire<'a> {
+            message: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            data: Option<&'a serde_json::Value>,
+        }
+        let wire = Wire {
+            message: &self.message,
+            data: self.data.as_ref(),
+        };
+        serde_json::to_string(&wire).unwrap_or_else(|_| r#"{"message":"error"}"#.into())
+    }
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
+/// Why an acknowledgement did not arrive.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum AckError {
+    /// No answer within the timeout.
+    Timeout,
+    /// The socket disconnected before answering.
+    Disconnected,
+}
+
+impl fmt::Display for AckError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AckError::Timeout => "operation has timed out",
+            AckError::Disconnected => "socket has been disconnected",
+        })
+    }
+}
+
+impl std::error::Error for AckError {}
