@@ -245,6 +245,16 @@ impl<'a, S: 'static> SocketCx<'a, S> {
         }
     }
 
+    /// Leaves every room but the one named after its own id.
+    pub fn leave_all(&mut self) {
+        let own = self.id().to_owned();
+        for room in self.rooms() {
+            if room != own {
+                self.leave(room);
+            }
+        }
+    }
+
     /// The rooms the socket is in (its own id room included).
     pub fn rooms(&self) -> Vec<String> {
         self.entry().map_or(Vec::new(), |e| {
@@ -635,26 +645,45 @@ impl<'c, 'a, S: 'static> Emitter<'c, 'a, S> {
         true
     }
 
+    fn info(&self, key: SocketKey) -> Option<SocketInfo> {
+        let core = &*self.cx.core;
+        let e = core.socket(key)?;
+        let ns = &core.namespaces[e.nsp];
+        Some(SocketInfo {
+            id: e.id.clone(),
+            key,
+            nsp: ns.name.clone(),
+            rooms: ns.rooms.rooms_of(&key).map(str::to_owned).collect(),
+            handshake: self.cx.engine.handshake(e.session).cloned(),
+            auth: e
+                .auth
+                .as_ref()
+                .and_then(|a| serde_json::from_str(a.get()).ok()),
+        })
+    }
+
     /// The selected sockets: id, rooms, handshake, auth.
     pub fn fetch_sockets(self) -> Vec<SocketInfo> {
-        let targets = self.targets();
-        let core = &*self.cx.core;
-        targets
+        self.targets()
+            .into_iter()
+            .filter_map(|key| self.info(key))
+            .collect()
+    }
+
+    /// The selected sockets with a clone of their typed data (`None` where a socket has
+    /// no data of type `T`).
+    pub fn fetch_sockets_with_data<T: Clone + 'static>(self) -> Vec<(SocketInfo, Option<T>)> {
+        self.targets()
             .into_iter()
             .filter_map(|key| {
-                let e = core.socket(key)?;
-                let ns = &core.namespaces[e.nsp];
-                Some(SocketInfo {
-                    id: e.id.clone(),
-                    key,
-                    nsp: ns.name.clone(),
-                    rooms: ns.rooms.rooms_of(&key).map(str::to_owned).collect(),
-                    handshake: self.cx.engine.handshake(e.session).cloned(),
-                    auth: e
-                        .auth
-                        .as_ref()
-                        .and_then(|a| serde_json::from_str(a.get()).ok()),
-                })
+                let data = self
+                    .cx
+                    .core
+                    .socket(key)
+                    .and_then(|e| e.data.as_ref())
+                    .and_then(|d| d.downcast_ref::<T>())
+                    .cloned();
+                Some((self.info(key)?, data))
             })
             .collect()
     }
