@@ -178,3 +178,63 @@ fn invalid_packets_close_with_parse_error_and_unknown_namespaces_are_refused() {
         "each bad packet disconnects its socket with parse error"
     );
 }
+
+#[test]
+fn volatile_packets_are_dropped_and_counted_when_the_client_is_not_reading() {
+    let (handle, addr, thread) = start();
+    let (mut ws, _) = connect(addr);
+
+    // While the client keeps up, a volatile packet is delivered.
+    handle.run(|cx| {
+        cx.to("room").volatile().emit("v", &0);
+    });
+    assert_eq!(
+        wait_for(&mut ws, "volatile packet", |t| t.starts_with("42[\"v\"")),
+        "42[\"v\",0]"
+    );
+
+    // The client stops reading; 32 MiB of regular packets fill the kernel buffers and the
+    // server's write queue, so volatile packets can no longer go out at once.
+    handle.run(move |cx| {
+        let big = "x".repeat(256 * 1024);
+        for _ in 0..128 {
+            cx.to("room").emit("big", &big);
+        }
+    });
+    // Let the loop write what the kernel takes; the rest stays in the connection's queue
+    // because the client is not reading.
+    std::thread::sleep(Duration::from_millis(300));
+    let (tx, rx) = mpsc::channel();
+    handle.run(move |cx| {
+        for i in 1..=10 {
+            cx.to("room").volatile().emit("v", &i);
+        }
+        let _ = tx.send(cx.stats().volatile_dropped);
+    });
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(10)),
+        Ok(10),
+        "every volatile packet is dropped (and counted) while the client is behind"
+    );
+
+    // The regular packets were queued, not dropped: the client still gets all of them, and
+    // none of the dropped volatile ones.
+    let mut big = 0;
+    let mut volatile = Vec::new();
+    while big < 128 {
+        let text = ws_text(&mut ws, "queued packets");
+        if text.starts_with("42[\"big\"") {
+            big += 1;
+        } else if text.starts_with("42[\"v\"") {
+            volatile.push(text);
+        }
+    }
+    assert!(
+        volatile.is_empty(),
+        "dropped volatile packets arrived: {volatile:?}"
+    );
+
+    handle.shutdown();
+    drop(ws);
+    thread.join().expect("server thread");
+}
