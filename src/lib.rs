@@ -41,3 +41,8 @@ pub mod server;
 pub mod sio;
 pub mod socketio;
 pub mod ws;
+
+/// README.md's code blocks, compiled as doctests so the README cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
