@@ -237,6 +237,14 @@ impl Session {
         self.closed = Some(reason);
         self.next_ping = None;
         self.pong_deadline = None;
+        if let Upgrade::Probed { deadline } = self.upgrade {
+            // The client has paused polling and waits for the upgrade: a close packet on
+            // polling would never reach it. Let the upgrade finish (`5`), then the session
+            // ends on the new WebSocket; if it never comes, the upgrade deadline ends it.
+            self.linger_until = Some(deadline);
+            self.events.push_back(Event::Closed(reason));
+            return;
+        }
         if self.is_upgrading() {
             self.upgrade = Upgrade::Idle;
             self.events.push_back(Event::ProbeAborted);
@@ -422,6 +430,10 @@ impl Session {
         if self.closed.is_none() || !self.events.is_empty() {
             return false;
         }
+        if matches!(self.upgrade, Upgrade::Probed { .. }) {
+            // Closed while probed: wait for the upgrade to finish, up to its deadline.
+            return self.linger_until.is_some_and(|d| d <= now);
+        }
         match self.transport {
             TransportKind::WebSocket => true,
             TransportKind::Polling => {
@@ -579,6 +591,57 @@ mod tests {
             !s.handle_probe_start(t0),
             "an upgraded session refuses another"
         );
+    }
+
+    #[test]
+    fn close_while_probed_lets_the_upgrade_finish() {
+        // Regression (socket.io-client interop): a close between 3probe and 5 left the
+        // client hanging, its polling paused and the probe closed under it.
+        let t0 = Instant::now();
+        let mut s = polling(t0);
+        assert_eq!(s.handle_poll_get(t0), Ok(()));
+        assert!(s.handle_probe_start(t0));
+        assert_eq!(
+            s.handle_probe_packet(Packet::Ping("probe".into()), t0),
+            ProbeReply::Send(Packet::Pong("probe".into()))
+        );
+        assert_eq!(s.poll_polling_response(), Some(vec![Packet::Noop]));
+        s.close(CloseReason::ForcedClose, t0);
+        assert_eq!(
+            s.poll_event(),
+            Some(Event::Closed(CloseReason::ForcedClose))
+        );
+        assert_eq!(s.poll_event(), None, "the probe is not aborted");
+        assert!(!s.is_finished(t0));
+        // The client completes the upgrade; the session then ends on the WebSocket.
+        assert_eq!(
+            s.handle_probe_packet(Packet::Upgrade, t0),
+            ProbeReply::Upgraded
+        );
+        assert_eq!(s.poll_event(), Some(Event::Upgraded));
+        assert_eq!(s.transport(), TransportKind::WebSocket);
+        assert_eq!(
+            s.poll_ws_packet(),
+            None,
+            "no polling close packet on the WebSocket"
+        );
+        assert!(s.is_finished(t0));
+    }
+
+    #[test]
+    fn close_while_probed_ends_at_the_upgrade_deadline() {
+        let t0 = Instant::now();
+        let mut s = polling(t0);
+        assert!(s.handle_probe_start(t0));
+        s.handle_probe_packet(Packet::Ping("probe".into()), t0);
+        s.close(CloseReason::ForcedClose, t0);
+        assert_eq!(
+            s.poll_event(),
+            Some(Event::Closed(CloseReason::ForcedClose))
+        );
+        assert_eq!(s.poll_timeout(), Some(t0 + ms(1000)));
+        assert!(!s.is_finished(t0 + ms(999)));
+        assert!(s.is_finished(t0 + ms(1000)));
     }
 
     #[test]

@@ -3,9 +3,11 @@
 
 use crate::socketio::packet::{Packet, PacketType};
 use crate::socketio::value::{ArgsError, Payload, to_json_with_attachments};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use serde::de::value::SeqAccessDeserializer;
+use serde::de::{self, DeserializeOwned, IgnoredAny, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
+use std::marker::PhantomData;
 
 /// An event received from a client: its name and its arguments, with binary attachments.
 #[derive(Debug)]
@@ -44,15 +46,61 @@ impl Event {
     }
 
     /// The arguments as `T`: one argument deserializes into `T` directly, none as `null`
-    /// (so `()` or `Option` work), several as an array (so a tuple works).
+    /// (so `()` or `Option` work), several as an array (so a tuple works). Binary
+    /// attachments go straight into byte fields (`serde_bytes::ByteBuf`, `bytes::Bytes`).
     pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, ArgsError> {
-        let mut args = self.args()?;
-        let value = match args.len() {
-            0 => serde_json::Value::Null,
-            1 => args.remove(0),
-            _ => serde_json::Value::Array(args),
-        };
-        serde_json::from_value(value).map_err(ArgsError::from)
+        let count = serde_json::from_str::<Vec<&RawValue>>(self.payload.raw().get())
+            .map_err(ArgsError::from)?
+            .len();
+        match count {
+            0 | 1 => serde_json::from_str("null").map_err(ArgsError::from),
+            2 => Ok(self.payload.deserialize::<SecondItem<T>>()?.0),
+            _ => Ok(self.payload.deserialize::<AfterFirst<T>>()?.0),
+        }
+    }
+}
+
+/// The second item of a sequence (the only argument after the event name).
+struct SecondItem<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for SecondItem<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = SecondItem<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an event array")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                seq.next_element::<IgnoredAny>()?;
+                let item = seq
+                    .next_element::<T>()?
+                    .ok_or_else(|| de::Error::invalid_length(1, &self))?;
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(SecondItem(item))
+            }
+        }
+        d.deserialize_seq(V(PhantomData))
+    }
+}
+
+/// Every item after the first, as one sequence (the arguments after the event name).
+struct AfterFirst<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for AfterFirst<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = AfterFirst<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an event array")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                seq.next_element::<IgnoredAny>()?;
+                T::deserialize(SeqAccessDeserializer::new(seq)).map(AfterFirst)
+            }
+        }
+        d.deserialize_seq(V(PhantomData))
     }
 }
 
@@ -94,17 +142,24 @@ impl EncodedArgs {
 
     /// The arguments exactly as a received event carried them (name stripped): for relays.
     pub(crate) fn from_event(event: &Event) -> Result<EncodedArgs, ArgsError> {
+        EncodedArgs::from_payload(&event.payload, 1)
+    }
+
+    /// The items of a received array payload (an event's data or an ack's), after the first
+    /// `skip`, unchanged: the placeholders keep their numbers, so the attachments go along
+    /// as they are.
+    pub(crate) fn from_payload(payload: &Payload, skip: usize) -> Result<EncodedArgs, ArgsError> {
         let items: Vec<&RawValue> =
-            serde_json::from_str(event.payload.raw().get()).map_err(ArgsError::from)?;
+            serde_json::from_str(payload.raw().get()).map_err(ArgsError::from)?;
         let joined = items
             .iter()
-            .skip(1)
+            .skip(skip)
             .map(|r| r.get())
             .collect::<Vec<_>>()
             .join(",");
         Ok(EncodedArgs {
             items: joined,
-            attachments: event.payload.attachments().to_vec(),
+            attachments: payload.attachments().to_vec(),
         })
     }
 
@@ -167,4 +222,73 @@ pub(crate) fn encode_packet(
     let mut out = String::new();
     packet.encode(&mut out);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_bytes::ByteBuf;
+
+    fn event(json: &str, attachments: Vec<Vec<u8>>) -> Event {
+        let raw = RawValue::from_string(json.to_owned()).expect("valid JSON");
+        Event::new("e".into(), Payload::from_raw(raw, attachments))
+    }
+
+    #[test]
+    fn argument_counts_map_to_types() {
+        assert_eq!(event(r#"["e"]"#, vec![]).deserialize::<()>().ok(), Some(()));
+        assert_eq!(
+            event(r#"["e"]"#, vec![]).deserialize::<Option<u8>>().ok(),
+            Some(None)
+        );
+        assert_eq!(
+            event(r#"["e",5]"#, vec![]).deserialize::<u8>().ok(),
+            Some(5)
+        );
+        assert_eq!(
+            event(r#"["e","a",2,true]"#, vec![])
+                .deserialize::<(String, u8, bool)>()
+                .ok(),
+            Some(("a".to_owned(), 2, true))
+        );
+        assert!(event(r#"["e","a"]"#, vec![]).deserialize::<u8>().is_err());
+    }
+
+    #[test]
+    fn binary_goes_straight_into_byte_fields() {
+        #[derive(serde::Deserialize, Debug, PartialEq)]
+        struct Upload {
+            name: String,
+            chunks: Vec<ByteBuf>,
+        }
+        let e = event(
+            r#"["e",{"name":"f","chunks":[{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]}]"#,
+            vec![vec![1, 2], vec![3]],
+        );
+        let up: Upload = e.deserialize().expect("deserialize");
+        assert_eq!(up.name, "f");
+        assert_eq!(
+            up.chunks,
+            vec![ByteBuf::from(vec![1, 2]), ByteBuf::from(vec![3])]
+        );
+    }
+
+    #[test]
+    fn encoded_args_splice_items() {
+        let many = EncodedArgs::many(&("a", 1)).expect("encode");
+        assert_eq!(many.event_packet("/", "ev", None), r#"2["ev","a",1]"#);
+        let none = EncodedArgs::many(&()).expect("encode");
+        assert_eq!(
+            none.event_packet("/chat", "ev", Some(3)),
+            r#"2/chat,3["ev"]"#
+        );
+        let one = EncodedArgs::one(&[1, 2]).expect("encode");
+        assert_eq!(one.ack_packet("/", 7), "37[[1,2]]");
+        let bin = EncodedArgs::one(&ByteBuf::from(vec![9])).expect("encode");
+        assert_eq!(
+            bin.event_packet("/", "b", None),
+            r#"51-["b",{"_placeholder":true,"num":0}]"#
+        );
+        assert_eq!(bin.attachments(), &[vec![9]]);
+    }
 }

@@ -372,10 +372,49 @@ impl<'a, S: 'static> SocketCx<'a, S> {
         ));
     }
 
-    /// Closes the client's whole connection (every namespace it joined).
+    /// Disconnects this socket (`server namespace disconnect`, the client is told) and
+    /// closes its connection: its other sockets get `forced server close`. This is
+    /// `socket.disconnect(true)` of the reference server; the client does not reconnect.
+    pub fn disconnect_with_connection(&mut self) {
+        let key = self.key;
+        let Some(session) = self.session() else {
+            return;
+        };
+        let core = &mut *self.server.core;
+        core.pending_disconnects
+            .push((key, DisconnectReason::ServerNamespaceDisconnect, true));
+        let siblings: Vec<SocketKey> = core
+            .clients
+            .get(&session)
+            .map(|c| c.sockets.iter().copied().filter(|k| *k != key).collect())
+            .unwrap_or_default();
+        for sibling in siblings {
+            core.pending_disconnects
+                .push((sibling, DisconnectReason::ForcedServerClose, false));
+        }
+        core.pending_connection_closes.push(session);
+    }
+
+    /// Closes the client's connection without a DISCONNECT packet (`forced close` for
+    /// every socket on it), as if the transport dropped: the client reconnects.
     pub fn close_connection(&mut self) {
         if let Some(session) = self.session() {
             self.server.engine.close(session);
+        }
+    }
+
+    /// Sends a received event back to this socket unchanged (no parsing of its arguments).
+    pub fn emit_event(&mut self, event: &super::Event) -> bool {
+        let key = self.key;
+        self.emitter().only(key).emit_event(event)
+    }
+
+    /// Answers an acknowledgement with a received event's arguments, unchanged (binary
+    /// attachments included).
+    pub fn ack_event(&mut self, ack: Ack, event: &super::Event) -> bool {
+        match EncodedArgs::from_event(event) {
+            Ok(args) => self.send_ack(ack, &args),
+            Err(_) => false,
         }
     }
 
@@ -579,6 +618,15 @@ impl<'c, 'a, S: 'static> Emitter<'c, 'a, S> {
     pub fn emit_event(self, event: &super::Event) -> bool {
         match EncodedArgs::from_event(event) {
             Ok(args) => self.emit_encoded(event.name(), &args),
+            Err(_) => false,
+        }
+    }
+
+    /// Emits an event whose arguments are the items of a received payload (an ack's
+    /// answer, say), unchanged, binary attachments included.
+    pub fn emit_payload(self, event: &str, payload: &Payload) -> bool {
+        match EncodedArgs::from_payload(payload, 0) {
+            Ok(args) => self.emit_encoded(event, &args),
             Err(_) => false,
         }
     }

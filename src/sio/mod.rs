@@ -281,6 +281,9 @@ pub(crate) struct Core<S> {
     timers: BinaryHeap<Reverse<(Instant, Timer)>>,
     /// Sockets to disconnect once the running handler returns.
     pending_disconnects: Vec<(SocketKey, DisconnectReason, bool)>,
+    /// Connections to close after the pending disconnects (so their DISCONNECT packets
+    /// are queued before the close).
+    pending_connection_closes: Vec<SessionId>,
     new_timers: Vec<(u64, UserTimer<S>)>,
     cancelled_timers: HashSet<u64>,
     next_timer_id: u64,
@@ -332,6 +335,7 @@ impl<S: 'static> Server<S> {
             groups: Slab::new(),
             timers: BinaryHeap::new(),
             pending_disconnects: Vec::new(),
+            pending_connection_closes: Vec::new(),
             new_timers: Vec::new(),
             cancelled_timers: HashSet::new(),
             next_timer_id: 0,
@@ -554,8 +558,13 @@ impl<S: 'static> Io<S> {
     /// Runs what handlers asked for while they ran: disconnects, new timers.
     fn after_handler(&mut self, engine: &mut Engine) {
         self.merge_new_timers();
-        while let Some((key, reason, notify)) = self.core.pending_disconnects.pop() {
+        // In the order they were asked for.
+        let disconnects = std::mem::take(&mut self.core.pending_disconnects);
+        for (key, reason, notify) in disconnects {
             self.close_socket(engine, key, reason, notify);
+        }
+        for session in std::mem::take(&mut self.core.pending_connection_closes) {
+            engine.close(session);
         }
         self.merge_new_timers();
     }

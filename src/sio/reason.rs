@@ -15,7 +15,11 @@ pub enum DisconnectReason {
     PingTimeout,
     /// The client sent a packet that is not valid.
     ParseError,
-    /// The server closed the whole connection (another socket of it asked to).
+    /// The server closed the client's connection (`close_connection`, or
+    /// `socket.conn.close()` in the reference server).
+    ForcedClose,
+    /// The server closed the whole connection because another socket of it was
+    /// disconnected with its connection.
     ForcedServerClose,
     /// The server is stopping.
     ServerShuttingDown,
@@ -33,6 +37,7 @@ impl DisconnectReason {
             DisconnectReason::TransportError => "transport error",
             DisconnectReason::PingTimeout => "ping timeout",
             DisconnectReason::ParseError => "parse error",
+            DisconnectReason::ForcedClose => "forced close",
             DisconnectReason::ForcedServerClose => "forced server close",
             DisconnectReason::ServerShuttingDown => "server shutting down",
             DisconnectReason::ClientNamespaceDisconnect => "client namespace disconnect",
@@ -48,7 +53,7 @@ impl From<CloseReason> for DisconnectReason {
             CloseReason::TransportError => DisconnectReason::TransportError,
             CloseReason::PingTimeout => DisconnectReason::PingTimeout,
             CloseReason::ParseError => DisconnectReason::ParseError,
-            CloseReason::ForcedClose => DisconnectReason::ForcedServerClose,
+            CloseReason::ForcedClose => DisconnectReason::ForcedClose,
             CloseReason::ServerShuttingDown => DisconnectReason::ServerShuttingDown,
         }
     }

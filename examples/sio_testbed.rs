@@ -1,0 +1,275 @@
+//! A Socket.IO server exercising the `sio` API, for the interop tests in
+//! `tests/socketio_client.rs` (driven by the official `socket.io-client` under node).
+//!
+//! Clients connect to `http://127.0.0.1:PORT/socket.io/` with `auth: {token: "secret", user}`.
+//! Namespaces: `/`, `/admin` and the dynamic `/game-<digits>`, all with the same events:
+//!
+//! | event           | what the server does                                                  |
+//! |-----------------|-----------------------------------------------------------------------|
+//! | `echo`          | emits `echo` back with the same arguments, binary included (raw relay) |
+//! | `echo_ack`      | acknowledges with the same arguments, binary included                  |
+//! | `upload`        | typed binary: `{name, chunks: [bytes], meta: {thumb: bytes}}`, acks `{name, sizes, joined: bytes, meta: {thumb: bytes}}` |
+//! | `whoami`        | acks `{id, nsp, user, rooms, address}`                                  |
+//! | `join`/`leave`  | joins / leaves a room, acks the socket's rooms (sorted)               |
+//! | `to_rooms`      | `{rooms, except, except_self, event, data}`: broadcasts in the namespace, acks `true` |
+//! | `to_user`       | `{user, data}`: emits `private` to every socket of that user, acks `true` |
+//! | `broadcast_all` | `{event, data}`: emits to every socket of the namespace, acks the count |
+//! | `ask`           | `{timeout_ms, question}`: emits `question` with an ack, then `answer_result` with the answer's arguments, or `"timeout"` |
+//! | `kick`          | disconnects the socket (`server namespace disconnect`)                |
+//! | `drop_transport`| closes the client's whole connection                                  |
+//! | `get_log`       | acks the server's disconnect log `[{nsp, id, user, reason}]`            |
+//!
+//! ```text
+//! cargo run --example sio_testbed -- --port 3000 [--ping-interval MS --ping-timeout MS]
+//! ```
+
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+use serde_json::{Value, json};
+use sioloop::server::Config;
+use sioloop::sio::{AckError, ConnectError, Event, Namespace, Server, SocketCx};
+use std::io::Write;
+use std::time::Duration;
+
+/// The application state the loop owns: the disconnect log the tests read.
+#[derive(Default)]
+struct Testbed {
+    log: Vec<Value>,
+}
+
+/// The typed socket data the auth middleware stores.
+struct User(String);
+
+#[derive(Deserialize)]
+struct Auth {
+    token: String,
+    user: String,
+}
+
+#[derive(Deserialize)]
+struct ToRooms {
+    #[serde(default)]
+    rooms: Vec<String>,
+    #[serde(default)]
+    except: Vec<String>,
+    #[serde(default)]
+    except_self: bool,
+    event: String,
+    data: Value,
+}
+
+#[derive(Deserialize)]
+struct ToUser {
+    user: String,
+    data: Value,
+}
+
+#[derive(Deserialize)]
+struct Broadcast {
+    event: String,
+    data: Value,
+}
+
+#[derive(Deserialize)]
+struct Ask {
+    timeout_ms: u64,
+    question: Value,
+}
+
+/// A file upload: binary attachments deserialize into `ByteBuf` fields wherever they are.
+#[derive(Deserialize)]
+struct Upload {
+    name: String,
+    chunks: Vec<ByteBuf>,
+    meta: UploadMeta,
+}
+
+#[derive(Deserialize, Serialize)]
+struct UploadMeta {
+    thumb: ByteBuf,
+}
+
+/// The answer to an upload: `ByteBuf` fields serialize as attachments.
+#[derive(Serialize)]
+struct Uploaded {
+    name: String,
+    sizes: Vec<usize>,
+    joined: ByteBuf,
+    meta: UploadMeta,
+}
+
+fn user_of<S: 'static>(cx: &mut SocketCx<'_, S>) -> String {
+    cx.data::<User>().map(|u| u.0.clone()).unwrap_or_default()
+}
+
+/// Sorted, so the tests can compare room lists exactly.
+fn sorted_rooms<S: 'static>(cx: &SocketCx<'_, S>) -> Vec<String> {
+    let mut rooms = cx.rooms();
+    rooms.sort();
+    rooms
+}
+
+/// The middleware and events every namespace of the testbed has.
+fn setup(ns: &mut Namespace<Testbed>) {
+    // Auth belongs in the connection middleware, not in event handlers.
+    ns.use_middleware(|cx| match cx.auth_as::<Auth>() {
+        Some(auth) if auth.token == "secret" => {
+            cx.set_data(User(auth.user));
+            Ok(())
+        }
+        _ => Err(ConnectError::new("not authorized").with_data(json!({"code": "E_AUTH"}))),
+    })
+    .on_connect(|cx| {
+        // A room per user: a message to `user:{name}` reaches all of that user's tabs.
+        let user = user_of(cx);
+        cx.join(format!("user:{user}"));
+        let welcome = json!({"id": cx.id(), "user": user, "rooms": sorted_rooms(cx)});
+        cx.emit("welcome", &welcome);
+    })
+    .on_disconnect(|cx, reason| {
+        let entry =
+            json!({"nsp": cx.nsp(), "id": cx.id(), "user": user_of(cx), "reason": reason.as_str()});
+        cx.state().log.push(entry);
+    })
+    // A relay: the arguments go back untouched, attachments and all, without being parsed.
+    .on_raw("echo", |cx, event, _ack| {
+        cx.emit_event(&event);
+    })
+    .on_raw("echo_ack", |cx, event: Event, ack| {
+        if let Some(ack) = ack {
+            cx.ack_event(ack, &event);
+        }
+    })
+    .on("upload", |cx, up: Upload, ack| {
+        let Some(ack) = ack else { return };
+        let answer = Uploaded {
+            sizes: up.chunks.iter().map(|c| c.len()).collect(),
+            joined: ByteBuf::from(
+                up.chunks
+                    .iter()
+                    .flat_map(|c| c.iter().copied())
+                    .collect::<Vec<u8>>(),
+            ),
+            name: up.name,
+            meta: up.meta,
+        };
+        cx.ack(ack, &answer);
+    })
+    .on("whoami", |cx, (): (), ack| {
+        let address = cx.handshake().map(|h| h.address.to_string());
+        let info = json!({"id": cx.id(), "nsp": cx.nsp(), "user": user_of(cx),
+                          "rooms": sorted_rooms(cx), "address": address});
+        if let Some(ack) = ack {
+            cx.ack(ack, &info);
+        }
+    })
+    .on("join", |cx, room: String, ack| {
+        cx.join(&room);
+        if let Some(ack) = ack {
+            let rooms = sorted_rooms(cx);
+            cx.ack(ack, &rooms);
+        }
+    })
+    .on("leave", |cx, room: String, ack| {
+        cx.leave(&room);
+        if let Some(ack) = ack {
+            let rooms = sorted_rooms(cx);
+            cx.ack(ack, &rooms);
+        }
+    })
+    .on("to_rooms", |cx, req: ToRooms, ack| {
+        let nsp = cx.nsp().to_owned();
+        let mut emitter = if req.except_self {
+            cx.broadcast()
+        } else {
+            cx.of(&nsp)
+        };
+        for room in req.rooms {
+            emitter = emitter.to(room);
+        }
+        for room in req.except {
+            emitter = emitter.except(room);
+        }
+        emitter.emit(&req.event, &req.data);
+        if let Some(ack) = ack {
+            cx.ack(ack, &true);
+        }
+    })
+    .on("to_user", |cx, req: ToUser, ack| {
+        cx.to(format!("user:{}", req.user))
+            .emit("private", &req.data);
+        if let Some(ack) = ack {
+            cx.ack(ack, &true);
+        }
+    })
+    .on("broadcast_all", |cx, req: Broadcast, ack| {
+        let nsp = cx.nsp().to_owned();
+        cx.of(&nsp).emit(&req.event, &req.data);
+        if let Some(ack) = ack {
+            let count = cx.socket_count(&nsp);
+            cx.ack(ack, &count);
+        }
+    })
+    .on("ask", |cx, req: Ask, _ack| {
+        let (nsp, me) = (cx.nsp().to_owned(), cx.id().to_owned());
+        let timeout = Duration::from_millis(req.timeout_ms);
+        cx.emit_with_ack("question", &req.question, timeout, move |cx, answer| {
+            let to_asker = cx.of(&nsp).to(me);
+            match answer {
+                // The answer's arguments go on unchanged, binary included.
+                Ok(payload) => {
+                    to_asker.emit_payload("answer_result", &payload);
+                }
+                Err(AckError::Timeout) => {
+                    to_asker.emit("answer_result", "timeout");
+                }
+                // The asker is gone: nobody to tell.
+                Err(AckError::Disconnected) => {}
+            }
+        });
+    })
+    .on("kick", |cx, (): (), _ack| cx.disconnect())
+    .on("drop_transport", |cx, (): (), _ack| cx.close_connection())
+    .on("get_log", |cx, (): (), ack| {
+        if let Some(ack) = ack {
+            let log = cx.state().log.clone();
+            cx.ack(ack, &log);
+        }
+    });
+}
+
+fn main() -> std::io::Result<()> {
+    let mut port = 3000u16;
+    let mut config = Config::default().cors_any_origin();
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args.next().unwrap_or_default();
+        let number = || -> u64 {
+            value.parse().unwrap_or_else(|_| {
+                eprintln!("{flag} takes a number, got {value:?}");
+                std::process::exit(2)
+            })
+        };
+        match flag.as_str() {
+            "--port" => port = number() as u16,
+            "--ping-interval" => config = config.ping_interval(Duration::from_millis(number())),
+            "--ping-timeout" => config = config.ping_timeout(Duration::from_millis(number())),
+            _ => {
+                eprintln!("usage: sio_testbed [--port N] [--ping-interval MS] [--ping-timeout MS]");
+                std::process::exit(2)
+            }
+        }
+    }
+
+    let mut server = Server::bind(("127.0.0.1", port), config, Testbed::default())?;
+    setup(server.of("/"));
+    setup(server.of("/admin"));
+    setup(server.dynamic(|name| {
+        name.strip_prefix("/game-")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    }));
+    // Tests read this line to find the port when started with `--port 0`.
+    println!("listening on {}", server.local_addr());
+    std::io::stdout().flush()?;
+    server.run()
+}
