@@ -18,14 +18,29 @@ struct State {
     log: Vec<String>,
 }
 
-/// Starts a server on its own thread (handlers are not `Send`, so it is built there) and
-/// returns its handle, its address, and the thread, which yields the final state.
-fn start() -> (Handle<State>, std::net::SocketAddr, JoinHandle<State>) {
+type Started = (Handle<State>, std::net::SocketAddr, JoinHandle<State>);
+
+/// Starts a server on its own thread (handlers are not `Send`, so it is built there, by
+/// `setup`) and returns its handle, its address, and the thread, which yields the final
+/// state.
+fn start_with(setup: impl FnOnce(&mut Server<State>) + Send + 'static) -> Started {
     let (tx, rx) = mpsc::channel();
     let thread = std::thread::spawn(move || {
         let config = Config::default().path("/engine.io/");
         let mut server =
             Server::bind("127.0.0.1:0", config, State::default()).expect("bind the server");
+        setup(&mut server);
+        tx.send((server.handle(), server.local_addr()))
+            .expect("send handle");
+        server.run().expect("run");
+        std::mem::take(server.state())
+    });
+    let (handle, addr) = rx.recv().expect("server started");
+    (handle, addr, thread)
+}
+
+fn start() -> Started {
+    start_with(|server| {
         server
             .of("/")
             .on_connect(|cx| cx.join("room"))
@@ -47,13 +62,7 @@ fn start() -> (Handle<State>, std::net::SocketAddr, JoinHandle<State>) {
                     cx.to("room").emit("tick", &n);
                 });
             });
-        tx.send((server.handle(), server.local_addr()))
-            .expect("send handle");
-        server.run().expect("run");
-        std::mem::take(server.state())
-    });
-    let (handle, addr) = rx.recv().expect("server started");
-    (handle, addr, thread)
+    })
 }
 
 /// Opens a WebSocket session and joins `/`; returns it with the socket id.
@@ -237,4 +246,221 @@ fn volatile_packets_are_dropped_and_counted_when_the_client_is_not_reading() {
     handle.shutdown();
     drop(ws);
     thread.join().expect("server thread");
+}
+
+/// Opens a WebSocket session and joins `nsp` with an auth payload; returns it with the id.
+fn connect_to(addr: std::net::SocketAddr, nsp: &str, auth: &str) -> (Ws, String) {
+    let mut ws = ws_connect(addr, "EIO=4&transport=websocket");
+    ws_text(&mut ws, "open packet");
+    let prefix = if nsp == "/" {
+        "40".to_owned()
+    } else {
+        format!("40{nsp},")
+    };
+    ws_send_text(&mut ws, &format!("{prefix}{auth}"));
+    let connect = ws_text(&mut ws, "CONNECT answer");
+    let json = connect
+        .strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("CONNECT expected, got {connect}"));
+    let value: serde_json::Value = serde_json::from_str(json).expect("CONNECT JSON");
+    (ws, value["sid"].as_str().expect("sid").to_owned())
+}
+
+#[test]
+fn aggregated_acks_room_operations_and_fetch_sockets() {
+    let (handle, addr, thread) = start_with(|server| {
+        server
+            .of("/")
+            .use_middleware(|cx| {
+                let team = cx
+                    .auth_as::<serde_json::Value>()
+                    .and_then(|a| a["team"].as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                cx.set_data(team);
+                Ok(())
+            })
+            .on_connect(|cx| {
+                let team = cx.data::<String>().cloned().unwrap_or_default();
+                cx.join(format!("team:{team}"));
+            })
+            .on_disconnect(|cx, reason| {
+                let team = cx.data::<String>().cloned().unwrap_or_default();
+                cx.state().log.push(format!("{team} {reason}"));
+            })
+            // Anything without a handler of its own lands here.
+            .on_any(|cx, event, ack| {
+                if let Some(ack) = ack {
+                    let name = event.name().to_owned();
+                    cx.ack(ack, &format!("any:{name}"));
+                }
+            });
+    });
+    let (mut red1, red1_id) = connect_to(addr, "/", r#"{"team":"red"}"#);
+    let (mut red2, _) = connect_to(addr, "/", r#"{"team":"red"}"#);
+    let (mut blue, blue_id) = connect_to(addr, "/", r#"{"team":"blue"}"#);
+
+    // The catch-all answers an event that has no handler.
+    ws_send_text(&mut blue, r#"425["whatever",1]"#);
+    assert_eq!(
+        ws_text(&mut blue, "catch-all ack"),
+        r#"435["any:whatever"]"#
+    );
+
+    // fetch_sockets with typed data, for a room filter; the room list.
+    let (tx, rx) = mpsc::channel();
+    handle.run(move |cx| {
+        let mut red: Vec<(String, Option<String>, Vec<String>)> = cx
+            .of("/")
+            .to("team:red")
+            .fetch_sockets_with_data::<String>()
+            .into_iter()
+            .map(|(info, team)| {
+                let mut rooms = info.rooms;
+                rooms.sort();
+                (info.id, team, rooms)
+            })
+            .collect();
+        red.sort();
+        let _ = tx.send((red, cx.rooms("/")));
+    });
+    let (red, rooms) = rx.recv_timeout(Duration::from_secs(5)).expect("fetch");
+    assert_eq!(red.len(), 2);
+    assert!(
+        red.iter()
+            .all(|(_, team, _)| team.as_deref() == Some("red"))
+    );
+    let mut red1_rooms = vec![red1_id.clone(), "team:red".to_owned()];
+    red1_rooms.sort();
+    assert!(
+        red.iter()
+            .any(|(id, _, rooms)| *id == red1_id && *rooms == red1_rooms),
+        "{red:?}"
+    );
+    assert!(rooms.contains(&"team:red".to_owned()) && rooms.contains(&"team:blue".to_owned()));
+    assert!(
+        rooms.contains(&blue_id),
+        "every socket is in its own id room"
+    );
+
+    // A broadcast with acks aggregated under one timeout: two answer, one does not.
+    let (tx, rx) = mpsc::channel();
+    handle.run(move |cx| {
+        cx.of("/")
+            .timeout(Duration::from_millis(400))
+            .emit_with_ack("vote", &"?", move |_, results| {
+                let mut answers: Vec<String> = results
+                    .responses
+                    .iter()
+                    .map(|(_, p)| p.raw().get().to_owned())
+                    .collect();
+                answers.sort();
+                let _ = tx.send((answers, results.timed_out));
+            });
+    });
+    for (ws, answer) in [(&mut red1, "yes"), (&mut red2, "no")] {
+        let q = ws_text(ws, "vote");
+        let id = q
+            .strip_prefix("42")
+            .and_then(|r| r.strip_suffix(r#"["vote","?"]"#))
+            .unwrap_or_else(|| panic!("a vote with an ack id expected: {q}"));
+        ws_send_text(ws, &format!(r#"43{id}["{answer}"]"#));
+    }
+    assert!(
+        ws_text(&mut blue, "vote").starts_with("42"),
+        "blue is asked too"
+    );
+    let (answers, timed_out) = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("ack results");
+    assert_eq!(
+        answers,
+        vec![r#"["no"]"#.to_owned(), r#"["yes"]"#.to_owned()]
+    );
+    assert!(timed_out, "blue never answered");
+
+    // Room filters: the red team joins `finals`, then leaves `team:red`, then everyone in
+    // `finals` is disconnected.
+    handle.run(|cx| cx.of("/").to("team:red").join("finals"));
+    handle.run(|cx| cx.of("/").to("finals").leave("team:red"));
+    let (tx, rx) = mpsc::channel();
+    handle.run(move |cx| {
+        let finals = cx.of("/").to("finals").fetch_sockets().len();
+        let red = cx.of("/").to("team:red").fetch_sockets().len();
+        let _ = tx.send((finals, red));
+    });
+    assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok((2, 0)));
+    handle.disconnect("/", "finals");
+    for ws in [&mut red1, &mut red2] {
+        assert_eq!(
+            wait_for(ws, "DISCONNECT", |t| t.starts_with("41")),
+            "41",
+            "a server-side disconnect tells the client"
+        );
+    }
+    handle.shutdown();
+    drop((red1, red2, blue));
+    let mut log = thread.join().expect("server thread").log;
+    log.sort();
+    assert_eq!(
+        log,
+        vec![
+            "blue server shutting down".to_owned(),
+            "red server namespace disconnect".to_owned(),
+            "red server namespace disconnect".to_owned(),
+        ]
+    );
+}
+
+#[test]
+fn connect_timeout_and_disconnect_with_connection() {
+    let (handle, addr, thread) = start_with(|server| {
+        server.connect_timeout(Duration::from_millis(200));
+        server
+            .of("/")
+            .on_disconnect(|cx, reason| {
+                let line = format!("{} {reason}", cx.nsp());
+                cx.state().log.push(line);
+            })
+            .on::<()>("leave_for_good", |cx, (), _| {
+                cx.disconnect_with_connection()
+            });
+        server.of("/admin").on_disconnect(|cx, reason| {
+            let line = format!("{} {reason}", cx.nsp());
+            cx.state().log.push(line);
+        });
+    });
+
+    // A client that never joins a namespace is closed after the connect timeout.
+    let mut idle = ws_connect(addr, "EIO=4&transport=websocket");
+    ws_text(&mut idle, "open packet");
+    let (_, end) = ws_wait_end(&mut idle, Instant::now() + Duration::from_secs(3));
+    assert!(
+        end.is_some(),
+        "an idle connection is closed after the connect timeout"
+    );
+
+    // disconnect_with_connection: this socket gets DISCONNECT, its sibling in /admin gets
+    // `forced server close`, and the connection closes.
+    let (mut ws, _) = connect_to(addr, "/", "");
+    ws_send_text(&mut ws, "40/admin,");
+    assert!(ws_text(&mut ws, "admin CONNECT").starts_with("40/admin,"));
+    ws_send_text(&mut ws, r#"42["leave_for_good"]"#);
+    assert_eq!(
+        wait_for(&mut ws, "DISCONNECT", |t| t.starts_with("41")),
+        "41"
+    );
+    let (_, end) = ws_wait_end(&mut ws, Instant::now() + Duration::from_secs(3));
+    assert!(end.is_some(), "the connection closes");
+
+    handle.shutdown();
+    drop(ws);
+    let mut log = thread.join().expect("server thread").log;
+    log.sort();
+    assert_eq!(
+        log,
+        vec![
+            "/ server namespace disconnect".to_owned(),
+            "/admin forced server close".to_owned()
+        ]
+    );
 }
