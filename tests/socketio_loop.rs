@@ -107,6 +107,13 @@ fn timers_handle_middleware_and_shutdown() {
         "42[\"tick\",2]"
     );
 
+    // A zero-period timer is clamped to 1 ms instead of spinning the loop: a cancelled one
+    // leaves the loop answering.
+    handle.run(|cx| {
+        let id = cx.every(Duration::ZERO, |_| {});
+        cx.after(Duration::from_millis(20), move |cx| cx.cancel_timer(id));
+    });
+
     // Another thread emits through the handle.
     let from_thread = handle.clone();
     std::thread::spawn(move || {

@@ -483,7 +483,9 @@ impl<S> Core<S> {
             .filter(|s| s.generation == key.generation)
     }
 
-    fn add_timer(&mut self, at: Instant, timer: UserTimer<S>) -> TimerId {
+    fn add_timer(&mut self, at: Instant, mut timer: UserTimer<S>) -> TimerId {
+        // A zero period would re-arm at `now` forever and starve the loop.
+        timer.period = timer.period.map(|p| p.max(Duration::from_millis(1)));
         self.next_timer_id += 1;
         let id = self.next_timer_id;
         self.new_timers.push((id, timer));
