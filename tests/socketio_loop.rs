@@ -23,10 +23,9 @@ type Started = (Handle<State>, std::net::SocketAddr, JoinHandle<State>);
 /// Starts a server on its own thread (handlers are not `Send`, so it is built there, by
 /// `setup`) and returns its handle, its address, and the thread, which yields the final
 /// state.
-fn start_with(setup: impl FnOnce(&mut Server<State>) + Send + 'static) -> Started {
+fn start_with(config: Config, setup: impl FnOnce(&mut Server<State>) + Send + 'static) -> Started {
     let (tx, rx) = mpsc::channel();
     let thread = std::thread::spawn(move || {
-        let config = Config::default().path("/engine.io/");
         let mut server =
             Server::bind("127.0.0.1:0", config, State::default()).expect("bind the server");
         setup(&mut server);
@@ -39,30 +38,37 @@ fn start_with(setup: impl FnOnce(&mut Server<State>) + Send + 'static) -> Starte
     (handle, addr, thread)
 }
 
+/// The configuration the tests use (the raw WebSocket helpers speak to `/engine.io/`).
+fn config() -> Config {
+    Config::default().path("/engine.io/")
+}
+
 fn start() -> Started {
-    start_with(|server| {
-        server
-            .of("/")
-            .on_connect(|cx| cx.join("room"))
-            .on_disconnect(|cx, reason| {
-                let line = format!("disconnect {reason}");
-                cx.state().log.push(line);
-            })
-            .use_event_middleware(|_, event| match event.name() {
-                "spam" => Err(Refuse::Drop),
-                _ => Ok(()),
-            })
-            .on::<()>("ping_me", |cx, (), _| {
-                cx.emit("pong", &"pong");
-            })
-            .on::<u32>("start_ticks", |cx, period_ms, _| {
-                cx.every(Duration::from_millis(period_ms as u64), |cx| {
-                    cx.state().ticks += 1;
-                    let n = cx.state().ticks;
-                    cx.to("room").emit("tick", &n);
-                });
+    start_with(config(), default_setup)
+}
+
+fn default_setup(server: &mut Server<State>) {
+    server
+        .of("/")
+        .on_connect(|cx| cx.join("room"))
+        .on_disconnect(|cx, reason| {
+            let line = format!("disconnect {reason}");
+            cx.state().log.push(line);
+        })
+        .use_event_middleware(|_, event| match event.name() {
+            "spam" => Err(Refuse::Drop),
+            _ => Ok(()),
+        })
+        .on::<()>("ping_me", |cx, (), _| {
+            cx.emit("pong", &"pong");
+        })
+        .on::<u32>("start_ticks", |cx, period_ms, _| {
+            cx.every(Duration::from_millis(period_ms as u64), |cx| {
+                cx.state().ticks += 1;
+                let n = cx.state().ticks;
+                cx.to("room").emit("tick", &n);
             });
-    })
+        });
 }
 
 /// Opens a WebSocket session and joins `/`; returns it with the socket id.
@@ -197,7 +203,10 @@ fn invalid_packets_close_with_parse_error_and_unknown_namespaces_are_refused() {
 
 #[test]
 fn volatile_packets_are_dropped_and_counted_when_the_client_is_not_reading() {
-    let (handle, addr, thread) = start();
+    // A queue limit above the 32 MiB this test backs up (the default would disconnect the
+    // client as a slow consumer, which another test covers).
+    let config = config().max_queued_bytes(64 * 1024 * 1024);
+    let (handle, addr, thread) = start_with(config, default_setup);
     let (mut ws, _) = connect(addr);
 
     // While the client keeps up, a volatile packet is delivered.
@@ -275,7 +284,7 @@ fn connect_to(addr: std::net::SocketAddr, nsp: &str, auth: &str) -> (Ws, String)
 
 #[test]
 fn aggregated_acks_room_operations_and_fetch_sockets() {
-    let (handle, addr, thread) = start_with(|server| {
+    let (handle, addr, thread) = start_with(config(), |server| {
         server
             .of("/")
             .use_middleware(|cx| {
@@ -404,7 +413,14 @@ fn aggregated_acks_room_operations_and_fetch_sockets() {
             "a server-side disconnect tells the client"
         );
     }
+    // Shutdown is asynchronous: wait for the server's close before the client goes away,
+    // or the server may see the client leave first.
     handle.shutdown();
+    let (_, end) = ws_wait_end(&mut blue, Instant::now() + Duration::from_secs(5));
+    assert!(
+        end.is_some(),
+        "the server closes blue's connection on shutdown"
+    );
     drop((red1, red2, blue));
     let mut log = thread.join().expect("server thread").log;
     log.sort();
@@ -420,7 +436,7 @@ fn aggregated_acks_room_operations_and_fetch_sockets() {
 
 #[test]
 fn connect_timeout_and_disconnect_with_connection() {
-    let (handle, addr, thread) = start_with(|server| {
+    let (handle, addr, thread) = start_with(config(), |server| {
         server.connect_timeout(Duration::from_millis(200));
         server
             .of("/")

@@ -44,6 +44,8 @@ pub enum CloseReason {
     ForcedClose,
     /// The server is stopping.
     ServerShuttingDown,
+    /// The client did not read what was sent to it; its queue passed the limit.
+    SlowConsumer,
 }
 
 impl CloseReason {
@@ -56,6 +58,7 @@ impl CloseReason {
             CloseReason::ParseError => "parse error",
             CloseReason::ForcedClose => "forced close",
             CloseReason::ServerShuttingDown => "server shutting down",
+            CloseReason::SlowConsumer => "slow consumer",
         }
     }
 }
@@ -148,6 +151,8 @@ pub struct Session {
     transport: TransportKind,
     upgrade: Upgrade,
     outbox: VecDeque<Packet>,
+    /// Message bytes in `outbox`.
+    queued_bytes: usize,
     /// A polling GET is waiting for data.
     get_held: bool,
     /// The held (or next) GET must be answered even with nothing queued: with a noop.
@@ -179,6 +184,7 @@ impl Session {
                 TransportKind::WebSocket => Upgrade::Done,
             },
             outbox,
+            queued_bytes: 0,
             // The handshake GET itself is answered with the open packet.
             get_held: transport == TransportKind::Polling,
             release_get: false,
@@ -218,11 +224,17 @@ impl Session {
         self.outbox.len()
     }
 
+    /// The bytes of message data queued and not yet handed to a transport.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes
+    }
+
     /// Queues a message for the client. Returns false (and drops it) if the session is closed.
     pub fn send(&mut self, message: Message) -> bool {
         if self.closed.is_some() {
             return false;
         }
+        self.queued_bytes += message.len();
         self.outbox.push_back(Packet::Message(message));
         true
     }
@@ -255,7 +267,14 @@ impl Session {
                 // (reference: `Polling.onClose`), and nothing else is sent.
                 CloseReason::TransportClose => {
                     self.outbox.clear();
+                    self.queued_bytes = 0;
                     self.release_get = true;
+                }
+                // What the client did not read is dropped: that is the point of the limit.
+                CloseReason::SlowConsumer => {
+                    self.outbox.clear();
+                    self.queued_bytes = 0;
+                    self.outbox.push_back(Packet::Close);
                 }
                 _ => self.outbox.push_back(Packet::Close),
             }
@@ -327,6 +346,7 @@ impl Session {
         if matches!(self.upgrade, Upgrade::Probed { .. } | Upgrade::Done) && self.closed.is_none() {
             return Some(vec![Packet::Noop]);
         }
+        self.queued_bytes = 0;
         Some(self.outbox.drain(..).collect())
     }
 
@@ -335,7 +355,11 @@ impl Session {
         if self.transport != TransportKind::WebSocket {
             return None;
         }
-        self.outbox.pop_front()
+        let packet = self.outbox.pop_front()?;
+        if let Packet::Message(m) = &packet {
+            self.queued_bytes = self.queued_bytes.saturating_sub(m.len());
+        }
+        Some(packet)
     }
 
     /// Attaches a WebSocket that wants to upgrade this polling session. Refused (the caller

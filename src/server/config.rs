@@ -41,6 +41,26 @@ pub struct Config {
     pub cors: Option<Cors>,
     /// Limits on request heads (default 8 KiB, 64 headers).
     pub head_limits: HeadLimits,
+    /// The most open TCP connections (default 10 000). Past it, new connections get
+    /// `503` and are closed.
+    pub max_connections: usize,
+    /// The most open TCP connections from one IP address (default 1 000). Past it, new
+    /// connections from that address get `503` and are closed.
+    pub max_connections_per_ip: usize,
+    /// How long a connection may take to send a complete request head, and how long an
+    /// idle keep-alive connection is kept (default 10 s). A slow head gets `408`.
+    pub head_timeout: Duration,
+    /// The most bytes queued for one client, on its connection or its polling session
+    /// (default 1 MiB). A client that does not keep up past this is disconnected with
+    /// `slow consumer`; volatile packets are dropped long before (as soon as anything is
+    /// queued).
+    pub max_queued_bytes: usize,
+    /// Origins allowed to open sessions, on polling and WebSocket alike (default: any).
+    /// A request whose `Origin` header is not listed gets `403` with code 4 `Forbidden`.
+    /// Requests without an `Origin` header (non-browser clients) are allowed.
+    pub allowed_origins: Option<Vec<String>>,
+    /// Serve the counters as Prometheus text at this path (default: off).
+    pub metrics_path: Option<String>,
 }
 
 impl Default for Config {
@@ -57,6 +77,12 @@ impl Default for Config {
             allow_upgrades: true,
             cors: None,
             head_limits: HeadLimits::default(),
+            max_connections: 10_000,
+            max_connections_per_ip: 1_000,
+            head_timeout: Duration::from_secs(10),
+            max_queued_bytes: 1024 * 1024,
+            allowed_origins: None,
+            metrics_path: None,
         }
     }
 }
@@ -123,6 +149,37 @@ impl Config {
             origins: AllowedOrigins::Any,
             credentials: false,
         })
+    }
+
+    /// Sets the most open TCP connections, in all and from one IP address.
+    pub fn max_connections(mut self, total: usize, per_ip: usize) -> Self {
+        self.max_connections = total;
+        self.max_connections_per_ip = per_ip;
+        self
+    }
+
+    /// Sets how long a request head may take (and an idle keep-alive connection may stay).
+    pub fn head_timeout(mut self, timeout: Duration) -> Self {
+        self.head_timeout = timeout;
+        self
+    }
+
+    /// Sets the most bytes queued for one client before it is disconnected.
+    pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
+        self.max_queued_bytes = bytes;
+        self
+    }
+
+    /// Allows sessions only from these origins (polling and WebSocket).
+    pub fn allowed_origins(mut self, origins: &[&str]) -> Self {
+        self.allowed_origins = Some(origins.iter().map(|o| (*o).to_owned()).collect());
+        self
+    }
+
+    /// Serves the counters as Prometheus text at `path` (e.g. `/metrics`).
+    pub fn metrics_path(mut self, path: &str) -> Self {
+        self.metrics_path = Some(path.to_owned());
+        self
     }
 
     /// The session settings derived from this configuration.

@@ -107,9 +107,18 @@ impl WriteQueue {
         self.len == 0
     }
 
+    /// Unwritten bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
     /// Writes until the queue is empty or the socket would block. Mio is edge-triggered:
     /// stopping before `WouldBlock` with data left would never be woken again.
-    pub(crate) fn flush(&mut self, stream: &mut TcpStream) -> io::Result<()> {
+    pub(crate) fn flush(
+        &mut self,
+        stream: &mut TcpStream,
+        written_total: &mut u64,
+    ) -> io::Result<()> {
         while self.len > 0 {
             let mut slices = [IoSlice::new(&[]); MAX_IOV];
             let mut n = 0;
@@ -120,7 +129,10 @@ impl WriteQueue {
             }
             match stream.write_vectored(&slices[..n]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(written) => self.advance(written),
+                Ok(written) => {
+                    *written_total += written as u64;
+                    self.advance(written)
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
@@ -164,8 +176,9 @@ pub(crate) struct Conn {
     pub(crate) close_after_flush: bool,
     /// Queued in the loop's list of connections to flush this tick.
     pub(crate) flush_queued: bool,
-    /// When a lingering close gives up on the peer's EOF.
-    pub(crate) linger_until: Option<Instant>,
+    /// When the connection's current wait ends: a request head (slowloris), an idle
+    /// keep-alive, or a lingering close's wait for the peer's EOF.
+    pub(crate) deadline: Option<Instant>,
 }
 
 impl Conn {
@@ -179,7 +192,7 @@ impl Conn {
             state: ConnState::Http,
             close_after_flush: false,
             flush_queued: false,
-            linger_until: None,
+            deadline: None,
         }
     }
 }

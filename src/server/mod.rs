@@ -39,7 +39,7 @@ use slab::Slab;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::io::{self, Read};
-use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Shutdown, SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Once, Weak};
 use std::time::{Duration, Instant};
@@ -82,6 +82,65 @@ pub struct Handshake {
     pub transport: TransportKind,
 }
 
+/// Engine.IO counters, readable from handlers (`Engine::stats`) and as Prometheus text.
+#[derive(Clone, Debug, Default, Eq, PartialEq)]
+pub struct EngineStats {
+    /// TCP connections accepted.
+    pub connections_accepted: u64,
+    /// TCP connections refused at accept (connection limits).
+    pub connections_refused: u64,
+    /// Requests answered with an error status (4xx, 5xx).
+    pub requests_refused: u64,
+    /// Sessions opened.
+    pub sessions_opened: u64,
+    /// Engine.IO packets received.
+    pub packets_in: u64,
+    /// Engine.IO packets sent.
+    pub packets_out: u64,
+    /// Bytes read from sockets.
+    pub bytes_in: u64,
+    /// Bytes written to sockets.
+    pub bytes_out: u64,
+    /// Sessions closed, by reason (see [`EngineStats::closed`]).
+    closes: [u64; 7],
+}
+
+const CLOSE_REASONS: [CloseReason; 7] = [
+    CloseReason::TransportClose,
+    CloseReason::TransportError,
+    CloseReason::PingTimeout,
+    CloseReason::ParseError,
+    CloseReason::ForcedClose,
+    CloseReason::ServerShuttingDown,
+    CloseReason::SlowConsumer,
+];
+
+impl EngineStats {
+    /// Sessions closed for `reason`.
+    pub fn closed(&self, reason: CloseReason) -> u64 {
+        CLOSE_REASONS
+            .iter()
+            .position(|r| *r == reason)
+            .map_or(0, |i| self.closes[i])
+    }
+
+    fn count_close(&mut self, reason: CloseReason) {
+        if let Some(i) = CLOSE_REASONS.iter().position(|r| *r == reason) {
+            self.closes[i] += 1;
+        }
+    }
+}
+
+type AllowRequestFn = Box<dyn FnMut(&Request, SocketAddr) -> bool>;
+
+struct AllowRequest(AllowRequestFn);
+
+impl std::fmt::Debug for AllowRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AllowRequest")
+    }
+}
+
 /// Receives what happens to sessions. Every method runs on the loop thread and gets the
 /// [`Engine`] to send, close or look sessions up.
 pub trait EngineHandler {
@@ -114,6 +173,10 @@ pub trait EngineHandler {
     /// (spurious calls must be harmless).
     fn on_timeout(&mut self, engine: &mut Engine) {
         let _ = engine;
+    }
+    /// Appends the handler's own counters, as Prometheus text, to the metrics page.
+    fn metrics(&mut self, out: &mut String) {
+        let _ = out;
     }
 }
 
@@ -232,6 +295,10 @@ pub struct Engine {
     stopper: Arc<Stopper>,
     /// Set once a shutdown began: responses close their connections.
     shutting_down: bool,
+    /// Open connections per IP address (for `max_connections_per_ip`).
+    per_ip: HashMap<IpAddr, usize>,
+    stats: EngineStats,
+    allow_request: Option<AllowRequest>,
     now: Instant,
 }
 
@@ -269,6 +336,9 @@ impl Engine {
                 waker,
             }),
             shutting_down: false,
+            per_ip: HashMap::new(),
+            stats: EngineStats::default(),
+            allow_request: None,
             now: Instant::now(),
         })
     }
@@ -319,6 +389,99 @@ impl Engine {
         }
     }
 
+    /// The counters.
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
+    }
+
+    /// Sets a hook that sees every handshake request (headers, address) and may refuse it:
+    /// `false` answers `403` with code 4 `Forbidden`, like the reference `allowRequest`.
+    pub fn set_allow_request(&mut self, f: impl FnMut(&Request, SocketAddr) -> bool + 'static) {
+        self.allow_request = Some(AllowRequest(Box::new(f)));
+    }
+
+    /// The counters as Prometheus text.
+    pub fn metrics_text(&self) -> String {
+        use std::fmt::Write;
+        let s = &self.stats;
+        let mut out = String::new();
+        let gauges = [
+            (
+                "sioloop_connections_open",
+                "Open TCP connections.",
+                self.conns.len() as u64,
+            ),
+            (
+                "sioloop_sessions_open",
+                "Open Engine.IO sessions.",
+                self.sessions.len() as u64,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
+        }
+        let counters = [
+            (
+                "sioloop_connections_accepted_total",
+                "TCP connections accepted.",
+                s.connections_accepted,
+            ),
+            (
+                "sioloop_connections_refused_total",
+                "TCP connections refused by a limit.",
+                s.connections_refused,
+            ),
+            (
+                "sioloop_requests_refused_total",
+                "HTTP requests answered with an error.",
+                s.requests_refused,
+            ),
+            (
+                "sioloop_sessions_opened_total",
+                "Engine.IO sessions opened.",
+                s.sessions_opened,
+            ),
+            (
+                "sioloop_packets_in_total",
+                "Engine.IO packets received.",
+                s.packets_in,
+            ),
+            (
+                "sioloop_packets_out_total",
+                "Engine.IO packets sent.",
+                s.packets_out,
+            ),
+            (
+                "sioloop_bytes_in_total",
+                "Bytes read from sockets.",
+                s.bytes_in,
+            ),
+            (
+                "sioloop_bytes_out_total",
+                "Bytes written to sockets.",
+                s.bytes_out,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
+        }
+        let name = "sioloop_sessions_closed_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Engine.IO sessions closed, by reason.\n# TYPE {name} counter"
+        );
+        for reason in CLOSE_REASONS {
+            let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {}", s.closed(reason));
+        }
+        out
+    }
+
     /// The number of open sessions.
     pub fn session_count(&self) -> usize {
         self.sessions.len()
@@ -362,7 +525,12 @@ impl Engine {
             return false;
         };
         let sent = slot.session.send(message);
+        let over = slot.session.queued_bytes() > self.config.max_queued_bytes;
         self.dirty_sessions.push(id.index);
+        if over {
+            // A polling client that stopped fetching: drop it rather than buffer forever.
+            self.close_session(id, CloseReason::SlowConsumer);
+        }
         sent
     }
 
@@ -529,6 +697,19 @@ impl Engine {
             };
             match listener.accept() {
                 Ok((mut stream, peer)) => {
+                    let from_ip = self.per_ip.get(&peer.ip()).copied().unwrap_or(0);
+                    if self.conns.len() >= self.config.max_connections
+                        || from_ip >= self.config.max_connections_per_ip
+                    {
+                        // Best effort: a fresh socket's send buffer takes this at once.
+                        use std::io::Write;
+                        let _ = stream.write_all(
+                            b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 20\r\nConnection: close\r\n\r\ntoo many connections",
+                        );
+                        self.stats.connections_refused += 1;
+                        log::info!("sioloop: refused a connection from {peer}: connection limit");
+                        continue;
+                    }
                     let _ = stream.set_nodelay(true);
                     let generation = self.generation();
                     let entry = self.conns.vacant_entry();
@@ -544,7 +725,15 @@ impl Engine {
                         log::warn!("sioloop: register {peer}: {e}");
                         continue;
                     }
-                    entry.insert(Conn::new(stream, peer, generation));
+                    let mut conn = Conn::new(stream, peer, generation);
+                    // The first request head must come within head_timeout (slowloris).
+                    let at = self.now + self.config.head_timeout;
+                    conn.deadline = Some(at);
+                    entry.insert(conn);
+                    self.timers
+                        .push(Reverse((at, TimerKey::Conn(token.0, generation))));
+                    *self.per_ip.entry(peer.ip()).or_insert(0) += 1;
+                    self.stats.connections_accepted += 1;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -571,6 +760,7 @@ impl Engine {
                     return;
                 }
                 Ok(n) => {
+                    self.stats.bytes_in += n as u64;
                     if matches!(conn.state, ConnState::Lingering) {
                         continue;
                     }
@@ -609,7 +799,7 @@ impl Engine {
                 continue;
             };
             conn.flush_queued = false;
-            match conn.out.flush(&mut conn.stream) {
+            match conn.out.flush(&mut conn.stream, &mut self.stats.bytes_out) {
                 Ok(()) => {
                     if conn.close_after_flush && !matches!(conn.state, ConnState::Lingering) {
                         // Shut the write side and read until EOF: closing with unread input
@@ -619,7 +809,7 @@ impl Engine {
                         conn.state = ConnState::Lingering;
                         conn.inbuf = Vec::new();
                         let at = self.now + LINGER;
-                        conn.linger_until = Some(at);
+                        conn.deadline = Some(at);
                         let key = TimerKey::Conn(token.0, conn.generation);
                         self.timers.push(Reverse((at, key)));
                     }
@@ -637,6 +827,12 @@ impl Engine {
         }
         let mut conn = self.conns.remove(token.0);
         let _ = self.poll.registry().deregister(&mut conn.stream);
+        if let Some(n) = self.per_ip.get_mut(&conn.peer.ip()) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_ip.remove(&conn.peer.ip());
+            }
+        }
         let now = self.now;
         match conn.state {
             ConnState::HeldGet { session, .. } => {
@@ -688,11 +884,30 @@ impl Engine {
                     self.dirty_sessions.push(index);
                 }
                 TimerKey::Conn(index, generation) => {
-                    let expired = self.conns.get(index).is_some_and(|c| {
-                        c.generation == generation && c.linger_until.is_some_and(|t| t <= at)
-                    });
-                    if expired {
-                        self.close_conn(Token(index), CloseReason::TransportClose);
+                    let now = self.now;
+                    let Some(conn) = self.conns.get_mut(index) else {
+                        continue;
+                    };
+                    if conn.generation != generation || conn.deadline.is_none_or(|t| t > now) {
+                        continue;
+                    }
+                    conn.deadline = None;
+                    let token = Token(index);
+                    let waiting = !conn.close_after_flush;
+                    let partial = !conn.inbuf.is_empty();
+                    match conn.state {
+                        ConnState::Lingering => self.close_conn(token, CloseReason::TransportClose),
+                        // A request head (or its body) that did not arrive in time.
+                        ConnState::Http if waiting && partial => {
+                            conn.inbuf.clear();
+                            let response = Response::new(408, "text/plain", "request timeout");
+                            self.respond(token, &response, None, false);
+                        }
+                        // An idle keep-alive connection.
+                        ConnState::Http if waiting => {
+                            self.close_conn(token, CloseReason::TransportClose)
+                        }
+                        _ => {}
                     }
                 }
             }
@@ -719,7 +934,10 @@ impl Engine {
                 // The connection became the active transport in `process_ws` already.
                 Event::Upgraded => {}
                 Event::ProbeAborted => close_probe = true,
-                Event::Closed(reason) => self.dispatch.push_back(Dispatch::Close(id, reason)),
+                Event::Closed(reason) => {
+                    self.stats.count_close(reason);
+                    self.dispatch.push_back(Dispatch::Close(id, reason))
+                }
             }
         }
         let (ws, held_get) = (slot.ws, slot.held_get);
@@ -733,6 +951,7 @@ impl Engine {
             while let Some(p) = slot.session.poll_ws_packet() {
                 packets.push(p);
             }
+            self.stats.packets_out += packets.len() as u64;
             if let Some(conn) = self.conns.get_mut(token.0) {
                 conn.out.extend_with(|out| {
                     let mut payload = Vec::new();
@@ -747,13 +966,20 @@ impl Engine {
                         ws::write_frame(out, kind, &payload);
                     }
                 });
-                self.queue_flush(token);
+                if conn.out.len() > self.config.max_queued_bytes {
+                    // The client stopped reading: drop what it did not take, and it.
+                    conn.out = Default::default();
+                    self.close_conn(token, CloseReason::SlowConsumer);
+                } else {
+                    self.queue_flush(token);
+                }
             }
         }
         // Polling transmit.
         if let Some(token) = held_get {
             let slot = &mut self.sessions[index];
             if let Some(packets) = slot.session.poll_polling_response() {
+                self.stats.packets_out += packets.len() as u64;
                 slot.held_get = None;
                 self.answer_held_get(token, &packets);
             }
@@ -818,6 +1044,21 @@ impl Engine {
             self.reparse.push(token);
         }
         self.queue_flush(token);
+        self.arm_idle_deadline(token);
+    }
+
+    /// A connection back to waiting for a request gets `head_timeout` for it.
+    fn arm_idle_deadline(&mut self, token: Token) {
+        let Some(conn) = self.conns.get_mut(token.0) else {
+            return;
+        };
+        if !matches!(conn.state, ConnState::Http) || conn.close_after_flush {
+            return;
+        }
+        let at = self.now + self.config.head_timeout;
+        conn.deadline = Some(at);
+        self.timers
+            .push(Reverse((at, TimerKey::Conn(token.0, conn.generation))));
     }
 
     fn close_ws_gracefully(&mut self, token: Token, code: u16, reason: &str) {
@@ -879,6 +1120,7 @@ impl Engine {
             timer_at: None,
         });
         self.sids.insert(sid, index);
+        self.stats.sessions_opened += 1;
         let key = SessionKey { index, generation };
         self.dispatch.push_back(Dispatch::Open(key.into()));
         self.dirty_sessions.push(index);
@@ -993,12 +1235,16 @@ impl Engine {
         if let Some(cors) = &self.config.cors {
             cors.add_headers(origin, &mut response.headers);
         }
+        if response.status >= 400 {
+            self.stats.requests_refused += 1;
+        }
         conn.out
             .extend_with(|out| response.write_to(out, keep_alive));
         if !keep_alive {
             conn.close_after_flush = true;
         }
         self.queue_flush(token);
+        self.arm_idle_deadline(token);
     }
 
     fn respond_error(
@@ -1028,6 +1274,20 @@ impl Engine {
             Ok(t) => t,
             Err(e) => return self.respond_error(token, e, origin, keep_alive),
         };
+        if let (Some(allowed), Some(o)) = (&self.config.allowed_origins, origin)
+            && !allowed.iter().any(|a| a == o)
+        {
+            log::info!("sioloop: refused a request from origin {o:?}");
+            return self.respond_error(token, RequestError::Forbidden, origin, false);
+        }
+        if query.sid.is_none() {
+            let peer = self.conns[token.0].peer;
+            if let Some(AllowRequest(allow)) = self.allow_request.as_mut()
+                && !allow(&request, peer)
+            {
+                return self.respond_error(token, RequestError::Forbidden, origin, false);
+            }
+        }
         let sid = query.sid.map(str::to_owned);
         let session = match sid.as_deref() {
             Some(sid) => match self.session_by_sid(sid) {
@@ -1121,6 +1381,7 @@ impl Engine {
                 }
                 match decode_payload(&request.body, self.config.max_packets_per_payload) {
                     Ok(packets) => {
+                        self.stats.packets_in += packets.len() as u64;
                         for packet in packets {
                             slot.session.handle_packet(packet, now);
                         }
@@ -1238,6 +1499,7 @@ impl Engine {
             },
         };
         self.dirty_sessions.push(session.index);
+        self.stats.packets_in += 1;
         let Some(slot) = self.slot_mut(session.into()) else {
             self.close_ws_gracefully(token, 1000, "");
             return false;
@@ -1308,9 +1570,15 @@ impl Engine {
         while let Some((token, request)) = self.pending_http.pop() {
             let keep_alive = request.keep_alive();
             let origin = request.header("origin").map(str::to_owned);
-            let response = handler
-                .on_http(&request)
-                .unwrap_or_else(|| Response::new(404, "text/plain", "not found"));
+            let response = if self.config.metrics_path.as_deref() == Some(request.path.as_str()) {
+                let mut text = self.metrics_text();
+                handler.metrics(&mut text);
+                Response::new(200, "text/plain; version=0.0.4", text)
+            } else {
+                handler
+                    .on_http(&request)
+                    .unwrap_or_else(|| Response::new(404, "text/plain", "not found"))
+            };
             self.respond(token, &response, origin.as_deref(), keep_alive);
             self.reparse.push(token);
         }

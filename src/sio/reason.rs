@@ -27,6 +27,8 @@ pub enum DisconnectReason {
     ClientNamespaceDisconnect,
     /// The server removed the socket from the namespace (`disconnect` on the server).
     ServerNamespaceDisconnect,
+    /// The client did not read what was sent to it and its queue passed the limit.
+    SlowConsumer,
 }
 
 impl DisconnectReason {
@@ -42,6 +44,7 @@ impl DisconnectReason {
             DisconnectReason::ServerShuttingDown => "server shutting down",
             DisconnectReason::ClientNamespaceDisconnect => "client namespace disconnect",
             DisconnectReason::ServerNamespaceDisconnect => "server namespace disconnect",
+            DisconnectReason::SlowConsumer => "slow consumer",
         }
     }
 }
@@ -55,6 +58,7 @@ impl From<CloseReason> for DisconnectReason {
             CloseReason::ParseError => DisconnectReason::ParseError,
             CloseReason::ForcedClose => DisconnectReason::ForcedClose,
             CloseReason::ServerShuttingDown => DisconnectReason::ServerShuttingDown,
+            CloseReason::SlowConsumer => DisconnectReason::SlowConsumer,
         }
     }
 }
