@@ -138,6 +138,12 @@ struct Harness {
     closed_seen: bool,
     upgraded_seen: bool,
     close_packet_sent: bool,
+    /// `3probe` was sent and the probe has not ended (or its `Upgraded` not been seen).
+    probed: bool,
+    /// The session closed while probed: it may still complete that one upgrade.
+    closed_while_probed: bool,
+    /// The close has been noted (see `apply`).
+    close_noted: bool,
 }
 
 impl Harness {
@@ -146,11 +152,17 @@ impl Harness {
             match event {
                 Event::Message(_) => assert!(!self.closed_seen, "Message after Closed"),
                 Event::Upgraded => {
-                    assert!(!self.closed_seen, "Upgraded after Closed");
+                    // A session closed while probed lets that upgrade finish (the client has
+                    // paused polling and only the WebSocket can carry the close).
+                    assert!(
+                        !self.closed_seen || self.closed_while_probed,
+                        "Upgraded after Closed, and the close was not during a probe"
+                    );
                     assert!(!self.upgraded_seen, "a second Upgraded");
                     self.upgraded_seen = true;
+                    self.probed = false;
                 }
-                Event::ProbeAborted => {}
+                Event::ProbeAborted => self.probed = false,
                 Event::Closed(_) => {
                     assert!(!self.closed_seen, "a second Closed");
                     self.closed_seen = true;
@@ -224,6 +236,9 @@ impl Harness {
 
     fn apply(&mut self, op: Op) {
         let now = self.now;
+        // Whether a probe stood when this op closed the session is noted here, not when the
+        // Closed event is drained: later ops may end the probe before that.
+        let probed_before = self.probed;
         match op {
             Op::AdvanceMs(ms) => {
                 let finished = self.session.is_finished(now);
@@ -265,23 +280,32 @@ impl Harness {
                     ProbeReply::Send(reply) => {
                         assert_eq!(reply, Packet::Pong("probe".to_owned()));
                         assert!(self.session.is_upgrading());
+                        self.probed = true;
                     }
                     ProbeReply::Upgraded => {
                         assert_eq!(self.session.transport(), TransportKind::WebSocket);
                         assert!(!self.session.is_upgrading());
                     }
-                    ProbeReply::Abort => assert!(!self.session.is_upgrading()),
+                    ProbeReply::Abort => {
+                        assert!(!self.session.is_upgrading());
+                        self.probed = false;
+                    }
                 }
             }
             Op::ProbeClosed => {
                 self.session.handle_probe_closed();
                 assert!(!self.session.is_upgrading());
+                self.probed = false;
             }
             Op::Timeout => self.session.handle_timeout(now),
             Op::FireTimer => self.fire_timer(),
             Op::DrainEvents => self.drain_events(),
             Op::DrainPolling => self.drain_polling(),
             Op::DrainWs => self.drain_ws(),
+        }
+        if !self.session.is_open() && !self.close_noted {
+            self.close_noted = true;
+            self.closed_while_probed = probed_before;
         }
         if self.session.is_open() {
             assert!(
@@ -309,6 +333,9 @@ fuzz_target!(|input: Input| {
         now: start,
         closed_seen: false,
         upgraded_seen: false,
+        probed: false,
+        closed_while_probed: false,
+        close_noted: false,
         close_packet_sent: false,
     };
     assert!(harness.session.is_open());
