@@ -5,7 +5,7 @@ use super::{
     Ack, AckError, AckGroup, AckResults, AckWaiter, Command, Core, DisconnectReason, SocketKey,
     Stats, Timer, UserTimer, broadcast,
 };
-use crate::server::{Engine, Handshake, SessionId, ShutdownHandle, WakeHandle};
+use crate::server::{Engine, EngineStats, Handshake, SessionId, ShutdownHandle, WakeHandle};
 use crate::socketio::value::Payload;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -121,9 +121,20 @@ impl<'a, S: 'static> ServerCx<'a, S> {
         })
     }
 
-    /// Counters: drops and refusals.
+    /// Socket.IO counters: drops and refusals.
     pub fn stats(&self) -> Stats {
         self.core.stats
+    }
+
+    /// Engine.IO counters: connections, sessions, packets and bytes, closes by reason.
+    pub fn engine_stats(&self) -> EngineStats {
+        self.engine.stats().clone()
+    }
+
+    /// The Engine.IO counters as Prometheus text (`Config::metrics_path` serves these plus
+    /// the Socket.IO ones).
+    pub fn metrics_text(&self) -> String {
+        self.engine.metrics_text()
     }
 
     /// A handle for other threads.
@@ -225,14 +236,16 @@ impl<'a, S: 'static> SocketCx<'a, S> {
         }
     }
 
-    /// Joins a room.
+    /// Joins a room, within the room limits (see [`SocketCx::try_join`]).
     pub fn join(&mut self, room: impl AsRef<str>) {
-        if let Some(nsp) = self.entry().map(|e| e.nsp) {
-            let key = self.key;
-            self.server.core.namespaces[nsp]
-                .rooms
-                .join(key, room.as_ref());
-        }
+        self.try_join(room);
+    }
+
+    /// Joins a room. Returns false (and counts it in [`Stats::joins_refused`]) if the room
+    /// limits or the room validator refuse it.
+    pub fn try_join(&mut self, room: impl AsRef<str>) -> bool {
+        let key = self.key;
+        self.server.core.join(key, room.as_ref())
     }
 
     /// Leaves a room.
@@ -736,13 +749,10 @@ impl<'c, 'a, S: 'static> Emitter<'c, 'a, S> {
             .collect()
     }
 
-    /// Makes the selected sockets join `room`.
+    /// Makes the selected sockets join `room` (within the room limits).
     pub fn join(self, room: &str) {
-        let targets = self.targets();
-        if let Some(ns) = self.cx.core.namespaces.get_mut(self.nsp) {
-            for key in targets {
-                ns.rooms.join(key, room);
-            }
+        for key in self.targets() {
+            self.cx.core.join(key, room);
         }
     }
 

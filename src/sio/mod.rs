@@ -208,6 +208,7 @@ struct SocketEntry {
     auth: Option<Box<RawValue>>,
     data: Option<Box<dyn Any>>,
     next_ack_id: u64,
+    bucket: Option<Bucket>,
 }
 
 struct ClientState {
@@ -260,13 +261,79 @@ pub struct Stats {
     pub events_refused: u64,
     /// Connections refused by a middleware or for an unknown namespace.
     pub connects_refused: u64,
+    /// Incoming events over a socket's rate limit.
+    pub events_rate_limited: u64,
+    /// Joins refused: too many rooms, a name too long, or refused by the validator.
+    pub joins_refused: u64,
+    /// Connections to a new dynamic namespace refused because there are too many.
+    pub namespaces_refused: u64,
 }
 
-/// Socket.IO settings beyond the Engine.IO ones.
+/// What happens to an event over a socket's rate limit.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum RateLimitAction {
+    /// Drop it and count it ([`Stats::events_rate_limited`]).
+    Drop,
+    /// Disconnect the socket (`server namespace disconnect`).
+    Disconnect,
+}
+
+/// A token bucket: `per_second` events on average, bursts of up to `burst`.
+#[derive(Clone, Copy, Debug)]
+pub struct RateLimit {
+    /// Sustained events per second.
+    pub per_second: f64,
+    /// The most events at once.
+    pub burst: f64,
+    /// What to do past the limit.
+    pub action: RateLimitAction,
+}
+
+/// Socket.IO settings beyond the Engine.IO ones, with their defaults.
 #[derive(Clone, Copy, Debug)]
 struct SioConfig {
     connect_timeout: Duration,
+    max_rooms_per_socket: usize,
+    max_room_name_len: usize,
+    max_dynamic_namespaces: usize,
+    rate_limit: Option<RateLimit>,
 }
+
+impl Default for SioConfig {
+    fn default() -> Self {
+        SioConfig {
+            connect_timeout: Duration::from_secs(45),
+            max_rooms_per_socket: 128,
+            max_room_name_len: 256,
+            max_dynamic_namespaces: 1024,
+            rate_limit: None,
+        }
+    }
+}
+
+/// A socket's token bucket.
+#[derive(Clone, Copy, Debug)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    /// Takes one token if there is one, refilling for the time passed.
+    fn take(&mut self, limit: &RateLimit, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * limit.per_second).min(limit.burst);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+type RoomValidator = Box<dyn Fn(&str) -> bool>;
 
 /// The state handlers act on: everything but the handlers themselves.
 pub(crate) struct Core<S> {
@@ -291,6 +358,8 @@ pub(crate) struct Core<S> {
     limits: Limits,
     stats: Stats,
     commands_tx: mpsc::Sender<Command<S>>,
+    room_validator: Option<RoomValidator>,
+    dynamic_namespaces: usize,
 }
 
 /// The Socket.IO layer as an [`EngineHandler`]: the core state plus the handlers.
@@ -324,9 +393,7 @@ impl<S: 'static> Server<S> {
         let (commands_tx, commands_rx) = mpsc::channel();
         let core = Core {
             state,
-            config: SioConfig {
-                connect_timeout: Duration::from_secs(45),
-            },
+            config: SioConfig::default(),
             namespaces: Vec::new(),
             nsp_by_name: HashMap::new(),
             sockets: Slab::new(),
@@ -343,6 +410,8 @@ impl<S: 'static> Server<S> {
             limits: Limits::default(),
             stats: Stats::default(),
             commands_tx,
+            room_validator: None,
+            dynamic_namespaces: 0,
         };
         Ok(Server {
             engine,
@@ -366,6 +435,47 @@ impl<S: 'static> Server<S> {
     /// as the reference server).
     pub fn connect_timeout(&mut self, timeout: Duration) -> &mut Self {
         self.io.core.config.connect_timeout = timeout;
+        self
+    }
+
+    /// The most rooms one socket may be in, its own id room included (default 128).
+    pub fn max_rooms_per_socket(&mut self, max: usize) -> &mut Self {
+        self.io.core.config.max_rooms_per_socket = max;
+        self
+    }
+
+    /// The longest room name, in bytes (default 256).
+    pub fn max_room_name_len(&mut self, max: usize) -> &mut Self {
+        self.io.core.config.max_room_name_len = max;
+        self
+    }
+
+    /// An application check on room names; a join it refuses is counted and ignored.
+    pub fn validate_room(&mut self, f: impl Fn(&str) -> bool + 'static) -> &mut Self {
+        self.io.core.room_validator = Some(Box::new(f));
+        self
+    }
+
+    /// The most child namespaces dynamic namespaces may create (default 1024); past it a
+    /// client gets CONNECT_ERROR `Too many namespaces`.
+    pub fn max_dynamic_namespaces(&mut self, max: usize) -> &mut Self {
+        self.io.core.config.max_dynamic_namespaces = max;
+        self
+    }
+
+    /// Limits incoming events per socket with a token bucket (default: no limit).
+    pub fn rate_limit(&mut self, limit: RateLimit) -> &mut Self {
+        self.io.core.config.rate_limit = Some(limit);
+        self
+    }
+
+    /// Sees every handshake request (headers, address); `false` refuses it with `403` and
+    /// Engine.IO code 4 `Forbidden`, like the reference `allowRequest`.
+    pub fn allow_request(
+        &mut self,
+        f: impl FnMut(&Request, SocketAddr) -> bool + 'static,
+    ) -> &mut Self {
+        self.engine.set_allow_request(f);
         self
     }
 
@@ -539,6 +649,26 @@ impl<S> Core<S> {
         }
     }
 
+    /// Adds a socket to a room within the limits; a refused join is counted.
+    fn join(&mut self, key: SocketKey, room: &str) -> bool {
+        let Some(nsp) = self.socket(key).map(|e| e.nsp) else {
+            return false;
+        };
+        let rooms = &self.namespaces[nsp].rooms;
+        if rooms.contains(&key, room) {
+            return true;
+        }
+        let allowed = room.len() <= self.config.max_room_name_len
+            && rooms.rooms_of(&key).count() < self.config.max_rooms_per_socket
+            && self.room_validator.as_ref().is_none_or(|f| f(room));
+        if !allowed {
+            self.stats.joins_refused += 1;
+            log::info!("sioloop: refused a join of room {room:?}");
+            return false;
+        }
+        self.namespaces[nsp].rooms.join(key, room)
+    }
+
     fn next_ack_id(&mut self, key: SocketKey) -> Option<u64> {
         let entry = self.socket_mut(key)?;
         let id = entry.next_ack_id;
@@ -580,6 +710,7 @@ impl<S: 'static> Io<S> {
             .iter()
             .find(|(matches, _)| matches(name))
             .map(|(_, h)| *h)?;
+        self.core.dynamic_namespaces += 1;
         Some(self.core.add_namespace(name.to_owned(), handlers))
     }
 
@@ -599,6 +730,22 @@ impl<S: 'static> Io<S> {
             })
         });
         if already {
+            return;
+        }
+        let is_new = !self.core.nsp_by_name.contains_key(nsp_name);
+        if is_new
+            && self.core.dynamic_namespaces >= self.core.config.max_dynamic_namespaces
+            && self.dynamic.iter().any(|(matches, _)| matches(nsp_name))
+        {
+            self.core.stats.namespaces_refused += 1;
+            let text = encode_packet(
+                PacketType::ConnectError,
+                nsp_name,
+                None,
+                ConnectError::new("Too many namespaces").to_json(),
+                0,
+            );
+            engine.send(session, Message::Text(text));
             return;
         }
         let Some(nsp) = self.find_namespace(nsp_name) else {
@@ -659,6 +806,7 @@ impl<S: 'static> Io<S> {
             auth,
             data,
             next_ack_id: 0,
+            bucket: None,
         });
         let key = SocketKey { index, generation };
         let ns = &mut self.core.namespaces[nsp];
@@ -884,6 +1032,28 @@ impl<S: 'static> Io<S> {
         event: Event,
         ack: Option<Ack>,
     ) {
+        if let Some(limit) = self.core.config.rate_limit {
+            let now = engine.now();
+            let Some(entry) = self.core.socket_mut(key) else {
+                return;
+            };
+            let bucket = entry.bucket.get_or_insert(Bucket {
+                tokens: limit.burst,
+                at: now,
+            });
+            if !bucket.take(&limit, now) {
+                self.core.stats.events_rate_limited += 1;
+                if limit.action == RateLimitAction::Disconnect {
+                    self.core.pending_disconnects.push((
+                        key,
+                        DisconnectReason::ServerNamespaceDisconnect,
+                        true,
+                    ));
+                    self.after_handler(engine);
+                }
+                return;
+            }
+        }
         let Some(entry) = self.core.socket(key) else {
             return;
         };
@@ -982,6 +1152,65 @@ impl<S: 'static> EngineHandler for Io<S> {
 
     fn poll_timeout(&mut self) -> Option<Instant> {
         self.core.timers.peek().map(|Reverse((at, _))| *at)
+    }
+
+    fn metrics(&mut self, out: &mut String) {
+        use std::fmt::Write;
+        let name = "sioloop_sockets";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Connected sockets, by namespace.\n# TYPE {name} gauge"
+        );
+        for ns in &self.core.namespaces {
+            let _ = writeln!(out, "{name}{{nsp={:?}}} {}", ns.name, ns.sockets.len());
+        }
+        let name = "sioloop_rooms";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Non-empty rooms, by namespace.\n# TYPE {name} gauge"
+        );
+        for ns in &self.core.namespaces {
+            let _ = writeln!(out, "{name}{{nsp={:?}}} {}", ns.name, ns.rooms.room_count());
+        }
+        let s = self.core.stats;
+        let counters = [
+            (
+                "sioloop_volatile_dropped_total",
+                "Volatile packets dropped.",
+                s.volatile_dropped,
+            ),
+            (
+                "sioloop_events_refused_total",
+                "Events refused by middleware or bad arguments.",
+                s.events_refused,
+            ),
+            (
+                "sioloop_events_rate_limited_total",
+                "Events over a socket's rate limit.",
+                s.events_rate_limited,
+            ),
+            (
+                "sioloop_connects_refused_total",
+                "Namespace connections refused.",
+                s.connects_refused,
+            ),
+            (
+                "sioloop_joins_refused_total",
+                "Room joins refused by a limit.",
+                s.joins_refused,
+            ),
+            (
+                "sioloop_namespaces_refused_total",
+                "Dynamic namespaces refused by the limit.",
+                s.namespaces_refused,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
+        }
     }
 
     fn on_timeout(&mut self, engine: &mut Engine) {

@@ -410,12 +410,14 @@ pub fn handshake(addr: SocketAddr, expected: Expected) -> String {
     assert_open_packet(&res.text(), &["websocket"], expected)
 }
 
-/// Checks an Engine.IO error response: HTTP 400 with exactly `{"code":N,"message":"..."}`.
+/// Checks an Engine.IO error response: HTTP 400 (403 for code 4 `Forbidden`, as the
+/// reference) with exactly `{"code":N,"message":"..."}`.
 pub fn assert_error(res: &Response, code: u64, message: &str, what: &str) {
+    let status = if code == 4 { 403 } else { 400 };
     assert_eq!(
         res.status,
-        400,
-        "{what}: expected HTTP 400, got {} with body {:?}",
+        status,
+        "{what}: expected HTTP {status}, got {} with body {:?}",
         res.status,
         String::from_utf8_lossy(&res.body)
     );
