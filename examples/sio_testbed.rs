@@ -24,6 +24,9 @@
 //! ```
 
 use serde::{Deserialize, Serialize};
+
+/// How many disconnects the log keeps.
+const LOG_CAPACITY: usize = 1000;
 use serde_bytes::ByteBuf;
 use serde_json::{Value, json};
 use sioloop::server::Config;
@@ -34,6 +37,7 @@ use std::time::Duration;
 /// The application state the loop owns: the disconnect log the tests read.
 #[derive(Default)]
 struct Testbed {
+    /// The most recent disconnects, at most `LOG_CAPACITY`.
     log: Vec<Value>,
 }
 
@@ -129,7 +133,13 @@ fn setup(ns: &mut Namespace<Testbed>) {
     .on_disconnect(|cx, reason| {
         let entry =
             json!({"nsp": cx.nsp(), "id": cx.id(), "user": user_of(cx), "reason": reason.as_str()});
-        cx.state().log.push(entry);
+        // Only recent entries are ever asked for; a bounded log keeps a long-running
+        // server (the storm test) from growing without end.
+        let log = &mut cx.state().log;
+        if log.len() == LOG_CAPACITY {
+            log.remove(0);
+        }
+        log.push(entry);
     })
     // A relay: the arguments go back untouched, attachments and all, without being parsed.
     .on_raw("echo", |cx, event, _ack| {
@@ -254,8 +264,16 @@ fn main() -> std::io::Result<()> {
             "--port" => port = number() as u16,
             "--ping-interval" => config = config.ping_interval(Duration::from_millis(number())),
             "--ping-timeout" => config = config.ping_timeout(Duration::from_millis(number())),
+            "--max-payload" => config = config.max_payload(number() as usize),
+            "--max-queued-bytes" => config = config.max_queued_bytes(number() as usize),
+            "--head-timeout" => config = config.head_timeout(Duration::from_millis(number())),
+            // Counters as Prometheus text, for the storm test.
+            "--metrics" => config = config.metrics_path(&value),
             _ => {
-                eprintln!("usage: sio_testbed [--port N] [--ping-interval MS] [--ping-timeout MS]");
+                eprintln!(
+                    "usage: sio_testbed [--port N] [--ping-interval MS] [--ping-timeout MS] \
+                     [--max-payload BYTES] [--max-queued-bytes BYTES] [--head-timeout MS] [--metrics PATH]"
+                );
                 std::process::exit(2)
             }
         }

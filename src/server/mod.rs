@@ -597,6 +597,7 @@ impl Engine {
             }
             self.fire_timers();
             self.settle(handler);
+            self.compact();
             if woken {
                 handler.on_wake(self);
                 self.settle(handler);
@@ -685,6 +686,48 @@ impl Engine {
             {
                 break;
             }
+        }
+    }
+
+    /// Gives back memory that a burst left behind: tables grow to their peak and keep that
+    /// capacity, so after a storm an idle server would hold its peak. Cheap to call often;
+    /// it shrinks only when a table is mostly empty.
+    fn compact(&mut self) {
+        fn mostly_empty(len: usize, capacity: usize) -> bool {
+            capacity > 256 && len * 4 < capacity
+        }
+        if mostly_empty(self.timers.len(), self.timers.capacity()) {
+            self.timers.shrink_to(self.timers.len() * 2);
+        }
+        // A slab cannot move live entries (mio holds their tokens), so only an empty one is
+        // replaced; one with a few stragglers keeps its size until they go.
+        if mostly_empty(self.conns.len(), self.conns.capacity()) {
+            if self.conns.is_empty() {
+                self.conns = Slab::new();
+            } else {
+                // Trailing vacant entries go; the rest waits for the stragglers.
+                self.conns.shrink_to_fit();
+            }
+        }
+        if mostly_empty(self.sessions.len(), self.sessions.capacity()) {
+            if self.sessions.is_empty() {
+                self.sessions = Slab::new();
+            } else {
+                self.sessions.shrink_to_fit();
+            }
+        }
+        if mostly_empty(self.sids.len(), self.sids.capacity()) {
+            self.sids.shrink_to(self.sids.len() * 2);
+        }
+        if mostly_empty(self.per_ip.len(), self.per_ip.capacity()) {
+            self.per_ip.shrink_to(self.per_ip.len() * 2);
+        }
+        // The per-tick work lists are empty between ticks.
+        if self.dirty_sessions.capacity() > 1024 {
+            self.dirty_sessions = Vec::new();
+        }
+        if self.to_flush.capacity() > 1024 {
+            self.to_flush = Vec::new();
         }
     }
 

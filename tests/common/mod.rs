@@ -5,26 +5,26 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::Mutex;
 
-/// Builds `examples/<name>.rs` once per test binary (debug profile) and returns its path.
+/// Builds `examples/<name>` once per test binary (debug profile) and returns its path.
 pub fn example_binary(name: &str) -> PathBuf {
-    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let result = BUILT.get_or_init(|| {
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !built.iter().any(|b| b == name) {
         let out = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--examples"])
+            .args(["build", "--quiet", "--example", name])
             .current_dir(&manifest)
             .output()
-            .map_err(|e| e.to_string())?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+            .unwrap_or_else(|e| panic!("run cargo build: {e}"));
+        if !out.status.success() {
+            panic!(
+                "building example {name} failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
-    });
-    if let Err(e) = result {
-        panic!("building the examples failed:\n{e}");
+        built.push(name.to_owned());
     }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -91,6 +91,22 @@ impl ExampleServer {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         None
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The process's resident memory in KiB (`VmRSS` in `/proc/PID/status`).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("read /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
     }
 
     /// Whether the process is still running.

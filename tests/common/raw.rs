@@ -493,6 +493,11 @@ pub type Ws = WebSocket<TcpStream>;
 /// Opens a WebSocket to `/engine.io/?{query}`. Returns the socket and the handshake status
 /// (always 101 on success).
 pub fn ws_connect(addr: SocketAddr, query: &str) -> Ws {
+    ws_connect_path(addr, "/engine.io/", query)
+}
+
+/// Opens a WebSocket to `{path}?{query}`.
+pub fn ws_connect_path(addr: SocketAddr, path: &str, query: &str) -> Ws {
     let stream = TcpStream::connect_timeout(&addr, READ_TIMEOUT)
         .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
     stream
@@ -502,7 +507,7 @@ pub fn ws_connect(addr: SocketAddr, query: &str) -> Ws {
         .set_write_timeout(Some(READ_TIMEOUT))
         .expect("set write timeout");
     stream.set_nodelay(true).expect("set nodelay");
-    let url = format!("ws://{addr}/engine.io/?{query}");
+    let url = format!("ws://{addr}{path}?{query}");
     match tungstenite::client::client(url.as_str(), stream) {
         Ok((ws, response)) => {
             assert_eq!(
