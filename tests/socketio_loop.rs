@@ -151,26 +151,48 @@ fn volatile_packets_are_dropped_and_counted_when_the_client_is_not_reading() {
     let (handle, addr, thread) = start_with(config, default_setup);
     let (mut ws, _) = connect(addr);
 
-    // While the client keeps up, a volatile packet is delivered.
+    // While the client keeps up, volatile packets are delivered, several in one tick
+    // (positions and scores from one game tick). Regression: the second was dropped.
     handle.run(|cx| {
         cx.to("room").volatile().emit("v", &0);
+        cx.to("room").volatile().emit("score", &0);
     });
     assert_eq!(
         wait_for(&mut ws, "volatile packet", |t| t.starts_with("42[\"v\"")),
         "42[\"v\",0]"
     );
+    assert_eq!(
+        wait_for(&mut ws, "second volatile packet", |t| t
+            .starts_with("42[\"score\"")),
+        "42[\"score\",0]"
+    );
 
     // The client stops reading; 32 MiB of regular packets fill the kernel buffers and the
-    // server's write queue, so volatile packets can no longer go out at once.
+    // server's write queue, so volatile packets can no longer go out at once. (The payload
+    // is serialized once, as raw JSON: re-serializing 256 KiB per emit is slow in debug.)
     handle.run(move |cx| {
-        let big = "x".repeat(256 * 1024);
+        let big =
+            serde_json::value::RawValue::from_string(format!("\"{}\"", "x".repeat(256 * 1024)))
+                .expect("raw JSON");
         for _ in 0..128 {
-            cx.to("room").emit("big", &big);
+            cx.to("room").emit("big", &*big);
         }
     });
-    // Let the loop write what the kernel takes; the rest stays in the connection's queue
-    // because the client is not reading.
-    std::thread::sleep(Duration::from_millis(300));
+    // Wait until the loop has written what the kernel takes and stopped: the rest stays in
+    // the connection's queue because the client is not reading.
+    let mut last = 0;
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let (tx, rx) = mpsc::channel();
+        handle.run(move |cx| {
+            let _ = tx.send(cx.engine_stats().bytes_out);
+        });
+        let written = rx.recv_timeout(Duration::from_secs(10)).expect("stats");
+        if written > 1024 * 1024 && written == last {
+            break;
+        }
+        last = written;
+    }
     let (tx, rx) = mpsc::channel();
     handle.run(move |cx| {
         for i in 1..=10 {

@@ -176,6 +176,8 @@ pub(crate) struct Conn {
     pub(crate) close_after_flush: bool,
     /// Queued in the loop's list of connections to flush this tick.
     pub(crate) flush_queued: bool,
+    /// The last flush left bytes unwritten: the peer is not keeping up.
+    pub(crate) backlogged: bool,
     /// When the connection's current wait ends: a request head (slowloris), an idle
     /// keep-alive, or a lingering close's wait for the peer's EOF.
     pub(crate) deadline: Option<Instant>,
@@ -192,6 +194,7 @@ impl Conn {
             state: ConnState::Http,
             close_after_flush: false,
             flush_queued: false,
+            backlogged: false,
             deadline: None,
         }
     }

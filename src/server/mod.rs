@@ -209,6 +209,8 @@ struct SessionSlot {
     held_get: Option<Token>,
     /// The deadline already in the timer heap, so it is pushed once.
     timer_at: Option<Instant>,
+    /// The loop iteration in which a held GET was last answered.
+    answered_tick: u64,
 }
 
 #[derive(Debug)]
@@ -295,6 +297,8 @@ pub struct Engine {
     stopper: Arc<Stopper>,
     /// Set once a shutdown began: responses close their connections.
     shutting_down: bool,
+    /// Counts loop iterations (for `can_send_now`).
+    tick: u64,
     /// Open connections per IP address (for `max_connections_per_ip`).
     per_ip: HashMap<IpAddr, usize>,
     stats: EngineStats,
@@ -336,6 +340,7 @@ impl Engine {
                 waker,
             }),
             shutting_down: false,
+            tick: 0,
             per_ip: HashMap::new(),
             stats: EngineStats::default(),
             allow_request: None,
@@ -372,20 +377,22 @@ impl Engine {
         self.now
     }
 
-    /// Whether a packet sent to the session now would go out at once, rather than wait in
-    /// a queue: its WebSocket has nothing unsent, or a polling GET is held. Volatile packets
-    /// are dropped when this is false.
+    /// Whether a packet sent to the session now goes out this tick rather than waiting
+    /// behind a backlog: its WebSocket wrote everything at the last flush, or a polling GET
+    /// is held (or was answered this tick, so the packet rides with the next one at once).
+    /// Volatile packets are dropped when this is false. Several packets queued in one tick
+    /// do not count as a backlog: a game may send positions and scores in the same tick.
     pub fn can_send_now(&self, id: SessionId) -> bool {
         let Some(slot) = self.slot(id) else {
             return false;
         };
-        if !slot.session.is_open() || slot.session.queued() > 0 {
+        if !slot.session.is_open() {
             return false;
         }
         match (slot.ws, slot.held_get) {
-            (Some(token), _) => self.conns.get(token.0).is_some_and(|c| c.out.is_empty()),
+            (Some(token), _) => self.conns.get(token.0).is_some_and(|c| !c.backlogged),
             (None, Some(_)) => true,
-            (None, None) => false,
+            (None, None) => slot.answered_tick == self.tick,
         }
     }
 
@@ -580,6 +587,7 @@ impl Engine {
                 return Err(e);
             }
             self.now = Instant::now();
+            self.tick += 1;
             let mut woken = false;
             for event in events.iter() {
                 match event.token() {
@@ -842,7 +850,9 @@ impl Engine {
                 continue;
             };
             conn.flush_queued = false;
-            match conn.out.flush(&mut conn.stream, &mut self.stats.bytes_out) {
+            let result = conn.out.flush(&mut conn.stream, &mut self.stats.bytes_out);
+            conn.backlogged = !conn.out.is_empty();
+            match result {
                 Ok(()) => {
                     if conn.close_after_flush && !matches!(conn.state, ConnState::Lingering) {
                         // Shut the write side and read until EOF: closing with unread input
@@ -1024,6 +1034,7 @@ impl Engine {
             if let Some(packets) = slot.session.poll_polling_response() {
                 self.stats.packets_out += packets.len() as u64;
                 slot.held_get = None;
+                slot.answered_tick = self.tick;
                 self.answer_held_get(token, &packets);
             }
         }
@@ -1161,6 +1172,7 @@ impl Engine {
             probe: None,
             held_get: None,
             timer_at: None,
+            answered_tick: u64::MAX,
         });
         self.sids.insert(sid, index);
         self.stats.sessions_opened += 1;
