@@ -1,0 +1,319 @@
+//! A LAN game server: a lobby pairs players into two-player matches, each match is a room
+//! (`match:{n}`) that gets its state 30 times a second, and players steer with acked inputs.
+//! The whole world is a plain struct owned by the loop; every handler gets `&mut` to it.
+//!
+//! Everything is on the namespace `/`. The bots in `tests/js/lan_game_bots.mjs` play it.
+//!
+//! | client → server | arguments     | ack                                                        |
+//! |-----------------|---------------|------------------------------------------------------------|
+//! | `join_lobby`    | `{name}`      | `{ok: true, waiting}` or `{ok: false, error}`              |
+//! | `input`         | `{dx, dy}`, each -1, 0 or 1 | `{accepted: true, tick}`: the first tick whose state shows it; or `{accepted: false, reason}` |
+//! | `status`        | none          | `{waiting: [names], matches: [rooms], rooms: [match rooms in the room index]}` |
+//!
+//! | server → client | arguments                                                             |
+//! |-----------------|-----------------------------------------------------------------------|
+//! | `match_start`   | `{match, slot, tick_hz, ticks, arena, you: {id, name, x, y}, opponent: {...}}` |
+//! | `state`         | volatile, every tick: `{match, tick, players: [{id, name, x, y}, ...]}` |
+//! | `match_end`     | `{match, tick, reason: "time_up" \| "opponent_left", detail}`          |
+//!
+//! A player moves one unit per tick in the direction of their last input, inside a square
+//! arena. A player who drops mid-match ends the match: the other player gets `match_end`
+//! with reason `opponent_left` (and the server's disconnect reason as `detail`), leaves the
+//! room, and may `join_lobby` again. (Playing on against a bot is the other choice; ending
+//! the match keeps the example short and the outcome plain to the player left behind.)
+//!
+//! ```text
+//! cargo run --release --example lan_game -- [--host 0.0.0.0] [--port 3000] [--match-seconds 120]
+//! ```
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use sioloop::server::Config;
+use sioloop::sio::{RateLimit, RateLimitAction, Server, ServerCx};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::io::Write;
+use std::time::Duration;
+
+const TICK_HZ: u64 = 30;
+/// The arena is the square `0..=ARENA` on both axes.
+const ARENA: i32 = 100;
+/// Where the two slots of a match start.
+const START: [(i32, i32); 2] = [(20, 50), (80, 50)];
+
+/// The world, owned by the loop.
+#[derive(Default)]
+struct Game {
+    /// Socket ids waiting for a match, first come first served.
+    lobby: VecDeque<String>,
+    /// Everyone who joined the lobby, by socket id.
+    players: HashMap<String, Player>,
+    /// Running matches by number (ordered, so `status` lists them in order).
+    matches: BTreeMap<u64, Match>,
+    next_match: u64,
+    /// How many ticks a match lasts.
+    match_ticks: u64,
+}
+
+struct Player {
+    name: String,
+    in_match: Option<u64>,
+}
+
+struct Match {
+    room: String,
+    /// The last tick simulated (0 until the first one).
+    tick: u64,
+    players: [Slot; 2],
+}
+
+#[derive(Clone, Serialize)]
+struct Slot {
+    id: String,
+    name: String,
+    x: i32,
+    y: i32,
+    /// The direction of the last input; not part of the broadcast state.
+    #[serde(skip)]
+    dir: (i32, i32),
+}
+
+#[derive(Serialize)]
+struct State {
+    #[serde(rename = "match")]
+    room: String,
+    tick: u64,
+    players: [Slot; 2],
+}
+
+/// Pairs waiting players, oldest first, into new matches.
+fn start_matches(cx: &mut ServerCx<'_, Game>) {
+    while cx.state().lobby.len() >= 2 {
+        let game = cx.state();
+        let ids = [
+            game.lobby.pop_front().unwrap_or_default(),
+            game.lobby.pop_front().unwrap_or_default(),
+        ];
+        game.next_match += 1;
+        let n = game.next_match;
+        let room = format!("match:{n}");
+        let players = [0, 1].map(|i| {
+            let player = game
+                .players
+                .get_mut(&ids[i])
+                .expect("lobby ids are players");
+            player.in_match = Some(n);
+            Slot {
+                id: ids[i].clone(),
+                name: player.name.clone(),
+                x: START[i].0,
+                y: START[i].1,
+                dir: (0, 0),
+            }
+        });
+        let ticks = game.match_ticks;
+        game.matches.insert(
+            n,
+            Match {
+                room: room.clone(),
+                tick: 0,
+                players: players.clone(),
+            },
+        );
+        for (slot, id) in ids.iter().enumerate() {
+            // Every socket is in a room named after its id: that is how the loop addresses
+            // one socket from a timer or from another socket's handler.
+            cx.of("/").to(id.as_str()).join(&room);
+            let start = json!({
+                "match": room, "slot": slot, "tick_hz": TICK_HZ, "ticks": ticks,
+                "arena": ARENA, "you": players[slot], "opponent": players[1 - slot],
+            });
+            cx.of("/").to(id.as_str()).emit("match_start", &start);
+        }
+    }
+}
+
+/// Ends match `n`: its players are told why, leave its room (which then no longer exists)
+/// and are free to join the lobby again.
+fn end_match(cx: &mut ServerCx<'_, Game>, n: u64, reason: &str, detail: &str) {
+    let Some(m) = cx.state().matches.remove(&n) else {
+        return;
+    };
+    for slot in &m.players {
+        if let Some(p) = cx.state().players.get_mut(&slot.id) {
+            p.in_match = None;
+        }
+    }
+    let end = json!({"match": m.room, "tick": m.tick, "reason": reason, "detail": detail});
+    cx.of("/").to(m.room.as_str()).emit("match_end", &end);
+    cx.of("/").to(m.room.as_str()).leave(&m.room);
+}
+
+/// One simulation step of every match, then each match's state to its room.
+fn tick(cx: &mut ServerCx<'_, Game>) {
+    let game = cx.state();
+    let mut states = Vec::with_capacity(game.matches.len());
+    let mut over = Vec::new();
+    for (n, m) in &mut game.matches {
+        m.tick += 1;
+        for p in &mut m.players {
+            p.x = (p.x + p.dir.0).clamp(0, ARENA);
+            p.y = (p.y + p.dir.1).clamp(0, ARENA);
+        }
+        states.push(State {
+            room: m.room.clone(),
+            tick: m.tick,
+            players: m.players.clone(),
+        });
+        if m.tick >= game.match_ticks {
+            over.push(*n);
+        }
+    }
+    for state in &states {
+        // Volatile: a player who cannot take this state right now gets the next one
+        // instead of a growing backlog of stale positions.
+        cx.of("/")
+            .to(state.room.as_str())
+            .volatile()
+            .emit("state", state);
+    }
+    for n in over {
+        end_match(cx, n, "time_up", "");
+    }
+}
+
+fn join_lobby(game: &mut Game, id: &str, request: &Value) -> Value {
+    if game.lobby.iter().any(|w| w == id) {
+        return json!({"ok": false, "error": "already in the lobby"});
+    }
+    if game.players.get(id).is_some_and(|p| p.in_match.is_some()) {
+        return json!({"ok": false, "error": "already in a match"});
+    }
+    let name: String = match request["name"].as_str() {
+        Some(name) if !name.trim().is_empty() => name.trim().chars().take(24).collect(),
+        _ => "player".into(),
+    };
+    game.players.insert(
+        id.to_owned(),
+        Player {
+            name,
+            in_match: None,
+        },
+    );
+    game.lobby.push_back(id.to_owned());
+    json!({"ok": true, "waiting": game.lobby.len()})
+}
+
+fn apply_input(game: &mut Game, id: &str, input: &Value) -> Value {
+    let component = |key: &str| input[key].as_i64().filter(|d| (-1..=1).contains(d));
+    let (Some(dx), Some(dy)) = (component("dx"), component("dy")) else {
+        return json!({"accepted": false, "reason": "dx and dy must be -1, 0 or 1"});
+    };
+    let Some(n) = game.players.get(id).and_then(|p| p.in_match) else {
+        return json!({"accepted": false, "reason": "not in a match"});
+    };
+    let Some(m) = game.matches.get_mut(&n) else {
+        return json!({"accepted": false, "reason": "not in a match"});
+    };
+    let Some(slot) = m.players.iter_mut().find(|p| p.id == id) else {
+        return json!({"accepted": false, "reason": "not in a match"});
+    };
+    slot.dir = (dx as i32, dy as i32);
+    // Inputs take effect on the next simulated tick: its state is the first to show them.
+    json!({"accepted": true, "tick": m.tick + 1})
+}
+
+fn main() -> std::io::Result<()> {
+    let mut host = "127.0.0.1".to_owned();
+    let mut port = 3000u16;
+    let mut match_seconds = 120u64;
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args.next().unwrap_or_default();
+        let bad = || -> ! {
+            eprintln!("{flag}: bad value {value:?}");
+            std::process::exit(2)
+        };
+        match flag.as_str() {
+            "--host" => host = value,
+            "--port" => port = value.parse().unwrap_or_else(|_| bad()),
+            "--match-seconds" => match value.parse() {
+                Ok(s) if s > 0 => match_seconds = s,
+                _ => bad(),
+            },
+            _ => {
+                eprintln!("usage: lan_game [--host ADDR] [--port N] [--match-seconds S]");
+                std::process::exit(2)
+            }
+        }
+    }
+
+    let game = Game {
+        match_ticks: match_seconds * TICK_HZ,
+        ..Game::default()
+    };
+    let mut server = Server::bind((host.as_str(), port), Config::default(), game)?;
+    // Two inputs per tick is plenty for a human; a flooding client loses the excess (its
+    // acks never come) instead of taking loop time from everyone else.
+    server.rate_limit(RateLimit {
+        per_second: 2.0 * TICK_HZ as f64,
+        burst: 30.0,
+        action: RateLimitAction::Drop,
+    });
+    server
+        .of("/")
+        .on("join_lobby", |cx, request: Value, ack| {
+            let id = cx.id().to_owned();
+            let reply = join_lobby(cx.state(), &id, &request);
+            if let Some(ack) = ack {
+                cx.ack(ack, &reply);
+            }
+            start_matches(cx);
+        })
+        .on("input", |cx, input: Value, ack| {
+            let id = cx.id().to_owned();
+            let reply = apply_input(cx.state(), &id, &input);
+            if let Some(ack) = ack {
+                cx.ack(ack, &reply);
+            }
+        })
+        .on("status", |cx, (): (), ack| {
+            let game = cx.state();
+            let waiting: Vec<&str> = game
+                .lobby
+                .iter()
+                .filter_map(|id| game.players.get(id).map(|p| p.name.as_str()))
+                .collect();
+            let matches: Vec<&str> = game.matches.values().map(|m| m.room.as_str()).collect();
+            let mut status = json!({"waiting": waiting, "matches": matches});
+            // The room index itself, to show that an ended match leaves no room behind.
+            // (`SocketCx::rooms` is this socket's rooms; the namespace's are on `ServerCx`.)
+            let mut rooms = ServerCx::rooms(cx, "/");
+            rooms.retain(|r| r.starts_with("match:"));
+            rooms.sort();
+            status["rooms"] = json!(rooms);
+            if let Some(ack) = ack {
+                cx.ack(ack, &status);
+            }
+        })
+        .on_disconnect(|cx, reason| {
+            let id = cx.id().to_owned();
+            let game = cx.state();
+            game.lobby.retain(|w| *w != id);
+            let Some(player) = game.players.remove(&id) else {
+                return;
+            };
+            if let Some(n) = player.in_match {
+                // Leave first, so the `match_end` goes only to the player left behind.
+                cx.leave(format!("match:{n}"));
+                end_match(cx, n, "opponent_left", reason.as_str());
+            }
+        });
+    // One timer steps every match. It runs at a fixed rate (the next tick is due one
+    // period after the last was due, not after it ran), so the game clock does not drift.
+    server.every(Duration::from_nanos(1_000_000_000 / TICK_HZ), tick);
+
+    // Tests read this line to find the port when started with `--port 0`.
+    println!("listening on {}", server.local_addr());
+    std::io::stdout().flush()?;
+    server.run()
+}
