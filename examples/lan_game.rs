@@ -286,8 +286,7 @@ fn main() -> std::io::Result<()> {
             let matches: Vec<&str> = game.matches.values().map(|m| m.room.as_str()).collect();
             let mut status = json!({"waiting": waiting, "matches": matches});
             // The room index itself, to show that an ended match leaves no room behind.
-            // (`SocketCx::rooms` is this socket's rooms; the namespace's are on `ServerCx`.)
-            let mut rooms = ServerCx::rooms(cx, "/");
+            let mut rooms = cx.nsp_rooms("/");
             rooms.retain(|r| r.starts_with("match:"));
             rooms.sort();
             status["rooms"] = json!(rooms);

@@ -283,7 +283,7 @@ fn aggregated_acks_room_operations_and_fetch_sockets() {
             })
             .collect();
         red.sort();
-        let _ = tx.send((red, cx.rooms("/")));
+        let _ = tx.send((red, cx.nsp_rooms("/")));
     });
     let (red, rooms) = rx.recv_timeout(Duration::from_secs(5)).expect("fetch");
     assert_eq!(red.len(), 2);
@@ -430,6 +430,63 @@ fn connect_timeout_and_disconnect_with_connection() {
         vec![
             "/ server namespace disconnect".to_owned(),
             "/admin forced server close".to_owned()
+        ]
+    );
+}
+
+#[test]
+fn middleware_joins_and_acks_answered_after_the_handler() {
+    use sioloop::sio::Ack;
+    let (handle, addr, thread) = start_with(config(), |server| {
+        server
+            .of("/")
+            .use_middleware(|cx| {
+                // Joined before any handler sees the socket.
+                cx.join("vip");
+                cx.set_data(7u32);
+                Ok(())
+            })
+            .on_connect(|cx| {
+                let line = format!(
+                    "rooms {} data {:?}",
+                    cx.rooms().iter().any(|r| r == "vip"),
+                    cx.data_ref::<u32>()
+                );
+                cx.state().log.push(line);
+            })
+            // The ack is answered from a timer, after the handler has returned (as a worker
+            // thread's reply through the Handle would).
+            .on::<()>("slow", |cx, (), ack| {
+                let Some(ack) = ack else { return };
+                cx.after(Duration::from_millis(30), move |cx| {
+                    let answered = cx.ack(ack, &"done");
+                    cx.state().log.push(format!("answered {answered}"));
+                });
+            })
+            .on::<()>("remember", |cx, (), ack| {
+                let Some(ack): Option<Ack> = ack else { return };
+                // Answered only after the socket has gone: must be refused, not misrouted.
+                cx.after(Duration::from_millis(300), move |cx| {
+                    let answered = cx.ack(ack, &"late");
+                    cx.state().log.push(format!("late answered {answered}"));
+                });
+            });
+    });
+    let (mut ws, _) = connect(addr);
+    ws_send_text(&mut ws, r#"421["slow"]"#);
+    assert_eq!(ws_text(&mut ws, "late ack"), r#"431["done"]"#);
+    ws_send_text(&mut ws, r#"422["remember"]"#);
+    ws_send_text(&mut ws, "41");
+    std::thread::sleep(Duration::from_millis(500));
+    handle.shutdown();
+    drop(ws);
+    let log = thread.join().expect("server thread").log;
+    assert_eq!(
+        log,
+        vec![
+            "rooms true data Some(7)".to_owned(),
+            "answered true".to_owned(),
+            "late answered false".to_owned(),
         ]
     );
 }

@@ -102,6 +102,50 @@ impl<'a, S: 'static> ServerCx<'a, S> {
         self.core.cancelled_timers.insert(id.0);
     }
 
+    /// Answers an acknowledgement a client asked for, with one argument. Works after the
+    /// handler has returned (from a timer, a `Handle` command, a worker's reply); returns
+    /// false if the socket is gone.
+    pub fn ack<T: Serialize + ?Sized>(&mut self, ack: Ack, data: &T) -> bool {
+        match EncodedArgs::one(data) {
+            Ok(args) => self.send_ack(ack, &args),
+            Err(e) => {
+                log::error!("sioloop: cannot serialize an ack: {e}");
+                false
+            }
+        }
+    }
+
+    /// Answers an acknowledgement with the items of `data` as arguments.
+    pub fn ack_args<T: Serialize + ?Sized>(&mut self, ack: Ack, data: &T) -> bool {
+        match EncodedArgs::many(data) {
+            Ok(args) => self.send_ack(ack, &args),
+            Err(e) => {
+                log::error!("sioloop: cannot serialize an ack: {e}");
+                false
+            }
+        }
+    }
+
+    fn send_ack(&mut self, ack: Ack, args: &EncodedArgs) -> bool {
+        // The socket's generation is checked: an ack for a socket that has gone (and whose
+        // slot may have been reused) is refused.
+        let Some(entry) = self.core.socket(ack.socket) else {
+            return false;
+        };
+        let nsp = self.core.namespaces[entry.nsp].name.clone();
+        let text = args.ack_packet(&nsp, ack.id);
+        self.core
+            .send_to(self.engine, ack.socket, &text, args.attachments(), false)
+    }
+
+    /// Answers an acknowledgement with a received event's arguments, unchanged (binary
+    /// attachments included).
+    pub fn ack_event(&mut self, ack: Ack, event: &super::Event) -> bool {
+        match EncodedArgs::from_event(event) {
+            Ok(args) => self.send_ack(ack, &args),
+            Err(_) => false,
+        }
+    }
     /// The number of connected sockets in a namespace.
     pub fn socket_count(&self, nsp: &str) -> usize {
         self.core
@@ -111,7 +155,7 @@ impl<'a, S: 'static> ServerCx<'a, S> {
     }
 
     /// The rooms of a namespace that have members (socket-id rooms included).
-    pub fn rooms(&self, nsp: &str) -> Vec<String> {
+    pub fn nsp_rooms(&self, nsp: &str) -> Vec<String> {
         self.core.nsp_by_name.get(nsp).map_or(Vec::new(), |&i| {
             self.core.namespaces[i]
                 .rooms
@@ -228,6 +272,11 @@ impl<'a, S: 'static> SocketCx<'a, S> {
             .downcast_mut()
     }
 
+    /// The socket's typed data, read-only.
+    pub fn data_ref<T: 'static>(&self) -> Option<&T> {
+        self.entry()?.data.as_ref()?.downcast_ref()
+    }
+
     /// Sets the socket's typed data.
     pub fn set_data<T: 'static>(&mut self, data: T) {
         let key = self.key;
@@ -321,43 +370,6 @@ impl<'a, S: 'static> SocketCx<'a, S> {
         true
     }
 
-    /// Answers an acknowledgement the client asked for, with one argument.
-    pub fn ack<T: Serialize + ?Sized>(&mut self, ack: Ack, data: &T) -> bool {
-        match EncodedArgs::one(data) {
-            Ok(args) => self.send_ack(ack, &args),
-            Err(e) => {
-                log::error!("sioloop: cannot serialize an ack: {e}");
-                false
-            }
-        }
-    }
-
-    /// Answers an acknowledgement with the items of `data` as arguments.
-    pub fn ack_args<T: Serialize + ?Sized>(&mut self, ack: Ack, data: &T) -> bool {
-        match EncodedArgs::many(data) {
-            Ok(args) => self.send_ack(ack, &args),
-            Err(e) => {
-                log::error!("sioloop: cannot serialize an ack: {e}");
-                false
-            }
-        }
-    }
-
-    fn send_ack(&mut self, ack: Ack, args: &EncodedArgs) -> bool {
-        let Some(entry) = self.server.core.socket(ack.socket) else {
-            return false;
-        };
-        let nsp = self.server.core.namespaces[entry.nsp].name.clone();
-        let text = args.ack_packet(&nsp, ack.id);
-        self.server.core.send_to(
-            self.server.engine,
-            ack.socket,
-            &text,
-            args.attachments(),
-            false,
-        )
-    }
-
     /// Emits to rooms of this socket's namespace: `cx.to("room").emit(...)`.
     pub fn to(&mut self, room: impl Into<String>) -> Emitter<'_, 'a, S> {
         self.emitter().to(room)
@@ -422,15 +434,6 @@ impl<'a, S: 'static> SocketCx<'a, S> {
         self.emitter().only(key).emit_event(event)
     }
 
-    /// Answers an acknowledgement with a received event's arguments, unchanged (binary
-    /// attachments included).
-    pub fn ack_event(&mut self, ack: Ack, event: &super::Event) -> bool {
-        match EncodedArgs::from_event(event) {
-            Ok(args) => self.send_ack(ack, &args),
-            Err(_) => false,
-        }
-    }
-
     pub(crate) fn count_refused(&mut self) {
         self.server.core.stats.events_refused += 1;
     }
@@ -444,6 +447,7 @@ pub struct ConnectCx<'a, S> {
     pub(crate) nsp: &'a str,
     pub(crate) auth: Option<&'a RawValue>,
     pub(crate) data: &'a mut Option<Box<dyn Any>>,
+    pub(crate) rooms: &'a mut Vec<String>,
 }
 
 impl<S> std::fmt::Debug for ConnectCx<'_, S> {
@@ -478,6 +482,12 @@ impl<S: 'static> ConnectCx<'_, S> {
     /// Sets the typed data the socket will carry.
     pub fn set_data<T: 'static>(&mut self, data: T) {
         *self.data = Some(Box::new(data));
+    }
+
+    /// Joins a room as soon as the socket exists (within the room limits), so the socket
+    /// is in it before any handler sees it: a `user:{id}` room is joined here.
+    pub fn join(&mut self, room: impl Into<String>) {
+        self.rooms.push(room.into());
     }
 
     /// The application state.

@@ -762,6 +762,7 @@ impl<S: 'static> Io<S> {
         };
         let handlers = self.core.namespaces[nsp].handlers;
         let mut data: Option<Box<dyn Any>> = None;
+        let mut rooms: Vec<String> = Vec::new();
         for mw in self.handlers[handlers].middleware.iter_mut() {
             let mut cx = ConnectCx {
                 server: ServerCx {
@@ -772,6 +773,7 @@ impl<S: 'static> Io<S> {
                 nsp: nsp_name,
                 auth: auth.as_deref(),
                 data: &mut data,
+                rooms: &mut rooms,
             };
             if let Err(e) = mw(&mut cx) {
                 self.core.stats.connects_refused += 1;
@@ -813,6 +815,9 @@ impl<S: 'static> Io<S> {
         ns.sockets.insert(key);
         // Every socket is in a room named after its own id.
         ns.rooms.join(key, &id);
+        for room in rooms {
+            self.core.join(key, &room);
+        }
         if let Some(client) = self.core.clients.get_mut(&session) {
             client.sockets.push(key);
             client.connected = true;
