@@ -490,3 +490,86 @@ fn middleware_joins_and_acks_answered_after_the_handler() {
         ]
     );
 }
+
+/// Broadcasts are framed once and the same bytes go to every WebSocket recipient; the
+/// recipients that cannot take them that way (polling, or packets already waiting) get
+/// copies. Either way each client sees the same packets, attachments included, in the order
+/// the handler emitted them, also when many broadcasts arrive in one read.
+#[test]
+fn shared_broadcasts_keep_order_across_transports() {
+    let (handle, addr, thread) = start_with(config(), |server| {
+        server
+            .of("/")
+            .on_connect(|cx| cx.join("room"))
+            .on::<u32>("mixed", |cx, n, _| {
+                // A direct emit queued in the sender's session, then a broadcast, then
+                // another direct emit: the sender must see them in this order.
+                cx.emit("first", &n);
+                let blob = serde_bytes::ByteBuf::from(vec![n as u8; 3]);
+                cx.to("room").emit_args("bc", &(n, blob));
+                cx.emit("last", &n);
+            })
+            .on::<u32>("burst", |cx, n, _| {
+                cx.to("room").emit("seq", &n);
+            });
+    });
+    let (mut sender, _) = connect(addr);
+    let (mut other, _) = connect(addr);
+    // A polling client in the same room.
+    let sid = handshake(addr, Expected::DEFAULTS);
+    assert_eq!(post(addr, &poll_url(&sid), b"40").text(), "ok");
+    let connected = get(addr, &poll_url(&sid)).text();
+    assert!(
+        connected.starts_with("40{"),
+        "CONNECT over polling: {connected}"
+    );
+
+    ws_send_text(&mut sender, "42[\"mixed\",7]");
+    let bc_text = "451-[\"bc\",7,{\"_placeholder\":true,\"num\":0}]";
+    let mut seen = Vec::new();
+    while seen.len() < 4 {
+        match ws_next(&mut sender).expect("sender frames") {
+            tungstenite::Message::Text(t) if t.as_str() != "2" => seen.push(t.to_string()),
+            tungstenite::Message::Binary(b) => seen.push(format!("{:?}", &b[..])),
+            _ => {}
+        }
+    }
+    assert_eq!(
+        seen,
+        ["42[\"first\",7]", bc_text, "[7, 7, 7]", "42[\"last\",7]"]
+    );
+    assert_eq!(
+        wait_for(&mut other, "bc", |t| t.starts_with("451-")),
+        bc_text
+    );
+    match ws_next(&mut other).expect("attachment") {
+        tungstenite::Message::Binary(b) => assert_eq!(&b[..], &[7, 7, 7]),
+        m => panic!("attachment expected, got {m:?}"),
+    }
+    let polled = get(addr, &poll_url(&sid)).text();
+    assert_eq!(
+        packets(&polled),
+        [bc_text, "bBwcH"],
+        "polling copy of the broadcast"
+    );
+
+    // Many broadcasts in one read: everyone gets all of them, in order.
+    let requests: Vec<String> = (0..200).map(|n| format!("42[\"burst\",{n}]")).collect();
+    let refs: Vec<&str> = requests.iter().map(String::as_str).collect();
+    ws_send_texts_together(&mut sender, &refs);
+    for ws in [&mut sender, &mut other] {
+        for n in 0..200 {
+            let got = wait_for(ws, "seq", |t| t.starts_with("42[\"seq\""));
+            assert_eq!(got, format!("42[\"seq\",{n}]"));
+        }
+    }
+    let mut polled = Vec::new();
+    while polled.len() < 200 {
+        polled.extend(packets(&get(addr, &poll_url(&sid)).text()));
+    }
+    let expected: Vec<String> = (0..200).map(|n| format!("42[\"seq\",{n}]")).collect();
+    assert_eq!(polled, expected);
+
+    handle.shutdown();
+    thread.join().expect("server thread");
+}

@@ -53,7 +53,6 @@ pub(crate) enum ConnState {
 #[derive(Debug)]
 pub(crate) enum Chunk {
     Owned(Vec<u8>),
-    #[allow(dead_code)]
     Shared(Rc<[u8]>),
 }
 
@@ -170,6 +169,10 @@ pub(crate) struct Conn {
     pub(crate) generation: u32,
     /// Received bytes not yet consumed by a parser.
     pub(crate) inbuf: Vec<u8>,
+    /// How much of `inbuf` the WebSocket reader has consumed in this pass: the bytes are
+    /// dropped once at the end of the pass, not after every frame (a read can hold
+    /// thousands of small frames, and moving the rest after each is quadratic).
+    pub(crate) inbuf_consumed: usize,
     pub(crate) out: WriteQueue,
     pub(crate) state: ConnState,
     /// Close (gracefully) once the write queue is flushed.
@@ -184,12 +187,26 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
+    /// Drops the bytes the parsers consumed in this pass, and gives the buffer's memory back
+    /// once it is empty: an idle connection holds no input buffer.
+    pub(crate) fn compact_inbuf(&mut self) {
+        if self.inbuf_consumed > 0 {
+            self.inbuf
+                .drain(..self.inbuf_consumed.min(self.inbuf.len()));
+            self.inbuf_consumed = 0;
+        }
+        if self.inbuf.is_empty() && self.inbuf.capacity() > 0 {
+            self.inbuf = Vec::new();
+        }
+    }
+
     pub(crate) fn new(stream: TcpStream, peer: SocketAddr, generation: u32) -> Conn {
         Conn {
             stream,
             peer,
             generation,
             inbuf: Vec::new(),
+            inbuf_consumed: 0,
             out: WriteQueue::default(),
             state: ConnState::Http,
             close_after_flush: false,

@@ -20,9 +20,11 @@
 mod config;
 mod conn;
 mod engine_server;
+mod shared;
 
 pub use config::Config;
 pub use engine_server::{Context, EngineServer};
+pub use shared::SharedMessages;
 
 use crate::engineio::TransportKind;
 use crate::engineio::handshake::{EngineQuery, RequestError, open_json};
@@ -294,6 +296,8 @@ pub struct Engine {
     /// Requests for other paths, waiting for the handler's `on_http`.
     pending_http: Vec<(Token, Request)>,
     read_buf: Box<[u8]>,
+    /// Reused while framing packets: a text frame's header needs its length first.
+    scratch: Vec<u8>,
     stopper: Arc<Stopper>,
     /// Set once a shutdown began: responses close their connections.
     shutting_down: bool,
@@ -335,6 +339,7 @@ impl Engine {
             dispatch: VecDeque::new(),
             pending_http: Vec::new(),
             read_buf: vec![0; READ_CHUNK].into_boxed_slice(),
+            scratch: Vec::new(),
             stopper: Arc::new(Stopper {
                 requested: AtomicBool::new(false),
                 waker,
@@ -537,6 +542,43 @@ impl Engine {
         if over {
             // A polling client that stopped fetching: drop it rather than buffer forever.
             self.close_session(id, CloseReason::SlowConsumer);
+        }
+        sent
+    }
+
+    /// Queues messages that go to many sessions (a broadcast), encoded once: see
+    /// [`SharedMessages`]. A session on a WebSocket with nothing else waiting gets the shared
+    /// frames themselves; any other gets copies through its queue, exactly as [`send`]
+    /// would. Returns false if the session is closed or gone.
+    ///
+    /// [`send`]: Engine::send
+    pub fn send_shared(&mut self, id: SessionId, shared: &mut SharedMessages) -> bool {
+        let Some(slot) = self.slot(id) else {
+            return false;
+        };
+        if let Some(token) = slot.ws
+            && slot.session.transport() == TransportKind::WebSocket
+            && slot.session.is_open()
+            && slot.session.queued() == 0
+            && let Some(conn) = self.conns.get_mut(token.0)
+            && !conn.close_after_flush
+        {
+            // Nothing of this session is waiting in its queue, so going straight to the
+            // connection keeps the order.
+            conn.out.push(Chunk::Shared(shared.ws_frames()));
+            self.stats.packets_out += shared.messages().len() as u64;
+            if conn.out.len() > self.config.max_queued_bytes {
+                // The client stopped reading: drop what it did not take, and it.
+                conn.out = Default::default();
+                self.close_conn(token, CloseReason::SlowConsumer);
+            } else {
+                self.queue_flush(token);
+            }
+            return true;
+        }
+        let mut sent = true;
+        for m in shared.messages() {
+            sent &= self.send(id, m.clone());
         }
         sent
     }
@@ -999,26 +1041,19 @@ impl Engine {
         }
         // WebSocket transmit.
         if let Some(token) = ws {
-            let slot = &mut self.sessions[index];
-            let mut packets = Vec::new();
-            while let Some(p) = slot.session.poll_ws_packet() {
-                packets.push(p);
-            }
-            self.stats.packets_out += packets.len() as u64;
+            let session = &mut self.sessions[index].session;
+            let scratch = &mut self.scratch;
+            let mut count = 0u64;
             if let Some(conn) = self.conns.get_mut(token.0) {
+                // Framed straight into the connection's last buffer: the packets of a tick
+                // become one slice of one write.
                 conn.out.extend_with(|out| {
-                    let mut payload = Vec::new();
-                    for p in &packets {
-                        payload.clear();
-                        p.encode_ws(&mut payload);
-                        let kind = if p.is_binary() {
-                            FrameKind::Binary
-                        } else {
-                            FrameKind::Text
-                        };
-                        ws::write_frame(out, kind, &payload);
+                    while let Some(p) = session.poll_ws_packet() {
+                        count += 1;
+                        shared::write_packet_frame(out, scratch, &p);
                     }
                 });
+                self.stats.packets_out += count;
                 if conn.out.len() > self.config.max_queued_bytes {
                     // The client stopped reading: drop what it did not take, and it.
                     conn.out = Default::default();
@@ -1194,6 +1229,13 @@ impl Engine {
     // ---- input ---------------------------------------------------------------------------
 
     fn process_input(&mut self, token: Token) {
+        self.parse_input(token);
+        if let Some(conn) = self.conns.get_mut(token.0) {
+            conn.compact_inbuf();
+        }
+    }
+
+    fn parse_input(&mut self, token: Token) {
         loop {
             let Some(conn) = self.conns.get_mut(token.0) else {
                 return;
@@ -1509,11 +1551,13 @@ impl Engine {
             return false;
         };
         let (session, role) = (*session, *role);
-        let (consumed, event) = match reader.read(&conn.inbuf) {
+        let unread = conn.inbuf.get(conn.inbuf_consumed..).unwrap_or_default();
+        let (consumed, event) = match reader.read(unread) {
             Ok(r) => r,
             Err(e) => {
                 log::debug!("sioloop: websocket error from {}: {e}", conn.peer);
                 conn.inbuf.clear();
+                conn.inbuf_consumed = 0;
                 self.fail_ws(
                     token,
                     session,
@@ -1524,7 +1568,7 @@ impl Engine {
                 return false;
             }
         };
-        conn.inbuf.drain(..consumed);
+        conn.inbuf_consumed += consumed;
         let Some(event) = event else {
             return consumed > 0;
         };

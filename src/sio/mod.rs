@@ -38,7 +38,7 @@ pub use reason::{AckError, ConnectError, DisconnectReason};
 use crate::engineio::{CloseReason, Message};
 use crate::http::{Request, Response};
 use crate::rooms::RoomIndex;
-use crate::server::{Config, Engine, EngineHandler, SessionId};
+use crate::server::{Config, Engine, EngineHandler, SessionId, SharedMessages};
 use crate::socketio::binary::{Assembler, Complete};
 use crate::socketio::packet::{Limits, PacketType};
 use crate::socketio::value::Payload;
@@ -625,6 +625,25 @@ impl<S> Core<S> {
             sent &= engine.send(session, Message::Binary(a.clone()));
         }
         sent
+    }
+
+    /// Sends messages encoded once for many sockets to one socket's session.
+    fn send_shared_to(
+        &mut self,
+        engine: &mut Engine,
+        key: SocketKey,
+        shared: &mut SharedMessages,
+        volatile: bool,
+    ) -> bool {
+        let Some(entry) = self.socket(key) else {
+            return false;
+        };
+        let session = entry.session;
+        if volatile && !engine.can_send_now(session) {
+            self.stats.volatile_dropped += 1;
+            return false;
+        }
+        engine.send_shared(session, shared)
     }
 
     /// The sockets of namespace `nsp` in any of `rooms` (all its sockets if `rooms` is
@@ -1291,11 +1310,15 @@ pub(crate) fn broadcast<S>(
     args: &EncodedArgs,
     volatile: bool,
 ) -> usize {
-    // Encoded once; every recipient gets the same text and attachments.
+    // Encoded once and framed once; every recipient gets the same bytes.
     let text = args.event_packet(nsp, event, None);
+    let mut messages = Vec::with_capacity(1 + args.attachments().len());
+    messages.push(Message::Text(text));
+    messages.extend(args.attachments().iter().cloned().map(Message::Binary));
+    let mut shared = SharedMessages::new(messages);
     let mut sent = 0;
     for key in targets {
-        if core.send_to(engine, *key, &text, args.attachments(), volatile) {
+        if core.send_shared_to(engine, *key, &mut shared, volatile) {
             sent += 1;
         }
     }

@@ -1,0 +1,65 @@
+//! The benchmark protocol served by sioloop, for `benches/run.py` (the same protocol is served
+//! by `benches/node/server.mjs` and `benches/socketioxide/`). Namespace `/`, no auth:
+//!
+//! | event           | arguments          | what the server does                                  |
+//! |-----------------|--------------------|-------------------------------------------------------|
+//! | `join`          | `room`, ack        | joins the room, acks `"ok"`                           |
+//! | `echo`          | `data`, ack        | acks with the same arguments (relayed, not parsed)    |
+//! | `broadcast`     | `room`, `data`     | emits `bc` with `data` to every socket in the room    |
+//! | `broadcast_bin` | `room`, `bytes`    | emits `bc_bin` with the bytes (a binary attachment)   |
+//!
+//! ```text
+//! cargo run --release --example bench_server -- --port 3000
+//! ```
+//!
+//! It is also the "minimal echo server" whose stripped release binary size BENCHMARKS.md
+//! reports.
+
+use serde_bytes::ByteBuf;
+use serde_json::Value;
+use sioloop::server::Config;
+use sioloop::sio::Server;
+use std::io::Write;
+
+fn main() -> std::io::Result<()> {
+    let mut port = 3000u16;
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        match (flag.as_str(), args.next().and_then(|v| v.parse().ok())) {
+            ("--port", Some(p)) => port = p,
+            _ => {
+                eprintln!("usage: bench_server [--port N]");
+                std::process::exit(2)
+            }
+        }
+    }
+
+    let mut server = Server::bind(("127.0.0.1", port), Config::default(), ())?;
+    server
+        .of("/")
+        .on("join", |cx, room: String, ack| {
+            cx.join(&room);
+            if let Some(ack) = ack {
+                cx.ack(ack, "ok");
+            }
+        })
+        // A relay: the arguments go back as received, without being parsed.
+        .on_raw("echo", |cx, event, ack| {
+            if let Some(ack) = ack {
+                cx.ack_event(ack, &event);
+            }
+        })
+        .on("broadcast", |cx, (room, data): (String, Value), _ack| {
+            cx.to(room).emit("bc", &data);
+        })
+        .on(
+            "broadcast_bin",
+            |cx, (room, data): (String, ByteBuf), _ack| {
+                cx.to(room).emit("bc_bin", &data);
+            },
+        );
+    // The harness reads this line to know the server is up.
+    println!("listening on {}", server.local_addr());
+    std::io::stdout().flush()?;
+    server.run()
+}
