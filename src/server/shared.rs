@@ -18,7 +18,7 @@ use std::rc::Rc;
 ///
 /// let mut shared = SharedMessages::new(vec![Message::Text("2[\"tick\",1]".into())]);
 /// assert_eq!(shared.messages().len(), 1);
-/// assert_eq!(shared.ws_frame_bytes(), 2 + 13); // one unmasked text frame: "42[\"tick\",1]"
+/// assert_eq!(shared.ws_frame_bytes(), 2 + 12); // one unmasked text frame: 42["tick",1]
 /// ```
 #[derive(Debug)]
 pub struct SharedMessages {
