@@ -34,7 +34,10 @@ fn main() -> std::io::Result<()> {
         }
     }
 
-    let mut server = Server::bind(("127.0.0.1", port), Config::default(), ())?;
+    // The idle scenario holds 10 000 connections from one host: lift the default caps
+    // (10 000 in all, 1 000 per address), which are for servers facing a network.
+    let config = Config::default().max_connections(100_000, 100_000);
+    let mut server = Server::bind(("127.0.0.1", port), config, ())?;
     server
         .of("/")
         .on("join", |cx, room: String, ack| {

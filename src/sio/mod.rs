@@ -813,7 +813,14 @@ impl<S: 'static> Io<S> {
                 engine.close(session);
                 return;
             };
-            if !self.core.sockets.iter().any(|(_, s)| s.id == id) {
+            // Every socket is in the room of its own id, so the room indexes know every id
+            // in use (a scan of all sockets here made connecting quadratic).
+            let in_use = self
+                .core
+                .namespaces
+                .iter()
+                .any(|ns| ns.rooms.members(&id).next().is_some());
+            if !in_use {
                 break id;
             }
         };
