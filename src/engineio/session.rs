@@ -347,7 +347,8 @@ impl Session {
             return Some(vec![Packet::Noop]);
         }
         self.queued_bytes = 0;
-        Some(self.outbox.drain(..).collect())
+        // The queue's buffer goes with the response: an idle session holds no queue memory.
+        Some(std::mem::take(&mut self.outbox).into())
     }
 
     /// The next packet to write on the session's WebSocket, if it runs on one.
@@ -355,7 +356,11 @@ impl Session {
         if self.transport != TransportKind::WebSocket {
             return None;
         }
-        let packet = self.outbox.pop_front()?;
+        let Some(packet) = self.outbox.pop_front() else {
+            // Drained: give the buffer back, so an idle session holds no queue memory.
+            self.outbox = VecDeque::new();
+            return None;
+        };
         if let Packet::Message(m) = &packet {
             self.queued_bytes = self.queued_bytes.saturating_sub(m.len());
         }
@@ -444,7 +449,12 @@ impl Session {
 
     /// The next event for the owner.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        if event.is_none() {
+            // Drained: give the buffer back, so an idle session holds no queue memory.
+            self.events = VecDeque::new();
+        }
+        event
     }
 
     /// Whether the session is closed and has nothing left to deliver, so its owner can

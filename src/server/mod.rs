@@ -288,6 +288,9 @@ pub struct Engine {
     next_generation: u32,
     /// Sessions touched this tick, to pump.
     dirty_sessions: Vec<usize>,
+    /// The list `settle` pumps from, swapped with `dirty_sessions` so neither is reallocated
+    /// every round.
+    pumping: Vec<usize>,
     /// Connections whose buffered input must be parsed again (a held GET was answered).
     reparse: Vec<Token>,
     /// Connections with output to flush this tick.
@@ -334,6 +337,7 @@ impl Engine {
             timers: BinaryHeap::new(),
             next_generation: 0,
             dirty_sessions: Vec::new(),
+            pumping: Vec::new(),
             reparse: Vec::new(),
             to_flush: Vec::new(),
             dispatch: VecDeque::new(),
@@ -718,10 +722,13 @@ impl Engine {
             while let Some(token) = self.reparse.pop() {
                 self.process_input(token);
             }
-            let dirty = std::mem::take(&mut self.dirty_sessions);
-            for index in dirty {
+            let mut dirty = std::mem::take(&mut self.pumping);
+            std::mem::swap(&mut dirty, &mut self.dirty_sessions);
+            for &index in &dirty {
                 self.pump_session(index);
             }
+            dirty.clear();
+            self.pumping = dirty;
             if let Some(event) = self.dispatch.pop_front() {
                 match event {
                     Dispatch::Open(id) => handler.on_open(self, id),
@@ -778,6 +785,9 @@ impl Engine {
         // The per-tick work lists are empty between ticks.
         if self.dirty_sessions.capacity() > 1024 {
             self.dirty_sessions = Vec::new();
+        }
+        if self.pumping.capacity() > 1024 {
+            self.pumping = Vec::new();
         }
         if self.to_flush.capacity() > 1024 {
             self.to_flush = Vec::new();

@@ -845,6 +845,9 @@ impl<S: 'static> Io<S> {
             self.core.join(key, &room);
         }
         if let Some(client) = self.core.clients.get_mut(&session) {
+            // Exactly sized: almost every client joins one namespace, and a first push
+            // would reserve room for four.
+            client.sockets.reserve_exact(1);
             client.sockets.push(key);
             client.connected = true;
         }

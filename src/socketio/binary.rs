@@ -64,8 +64,9 @@ impl Complete {
 pub struct Assembler {
     limits: Limits,
     /// The binary packet being reassembled, with the attachments received so far (fewer than
-    /// `packet.attachments`).
-    pending: Option<Complete>,
+    /// `packet.attachments`). Boxed: every client has an assembler and almost all of them
+    /// wait for nothing, so the idle one is a pointer, not a packet.
+    pending: Option<Box<Complete>>,
 }
 
 impl Assembler {
@@ -94,10 +95,10 @@ impl Assembler {
         let packet = Packet::decode(text, &self.limits)?;
         if packet.kind.is_binary() && packet.attachments > 0 {
             // No capacity up front: the count is only a promise (and the limit may be large).
-            self.pending = Some(Complete {
+            self.pending = Some(Box::new(Complete {
                 packet,
                 attachments: Vec::new(),
-            });
+            }));
             Ok(None)
         } else {
             Ok(Some(Complete {
@@ -117,7 +118,7 @@ impl Assembler {
         };
         pending.attachments.push(data);
         if pending.attachments.len() >= pending.packet.attachments {
-            Ok(Some(pending))
+            Ok(Some(*pending))
         } else {
             self.pending = Some(pending);
             Ok(None)
