@@ -200,7 +200,7 @@ impl WakeHandle {
 #[derive(Debug)]
 struct SessionSlot {
     generation: u32,
-    sid: String,
+    sid: Sid,
     session: Session,
     handshake: Handshake,
     /// The WebSocket carrying the session, once it runs on one.
@@ -213,6 +213,26 @@ struct SessionSlot {
     timer_at: Option<Instant>,
     /// The loop iteration in which a held GET was last answered.
     answered_tick: u64,
+}
+
+/// The length of a session id: 15 random bytes in URL-safe base64.
+const SID_LEN: usize = 20;
+
+/// A session id, stored inline: every session has one, in its slot and as the key of the
+/// sid map, and two heap strings per session add up at ten thousand sessions.
+#[derive(Clone, Copy, Debug, Eq, PartialEq, Hash)]
+struct Sid([u8; SID_LEN]);
+
+impl Sid {
+    /// A sid from a request; anything of another length is no sid of ours.
+    fn parse(sid: &str) -> Option<Sid> {
+        sid.as_bytes().try_into().ok().map(Sid)
+    }
+
+    fn as_str(&self) -> &str {
+        // Always URL-safe base64 (ASCII); the fallback is unreachable.
+        std::str::from_utf8(&self.0).unwrap_or("")
+    }
 }
 
 #[derive(Debug)]
@@ -283,7 +303,7 @@ pub struct Engine {
     local_addr: SocketAddr,
     conns: Slab<Conn>,
     sessions: Slab<SessionSlot>,
-    sids: HashMap<String, usize>,
+    sids: HashMap<Sid, usize>,
     timers: BinaryHeap<Reverse<(Instant, TimerKey)>>,
     next_generation: u32,
     /// Sessions touched this tick, to pump.
@@ -1205,13 +1225,16 @@ impl Engine {
                 log::error!("sioloop: the OS random source failed");
                 return Err(RequestError::BadRequest);
             }
-            let sid = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
-            if !self.sids.contains_key(&sid) {
+            let mut sid = Sid([0; SID_LEN]);
+            let written = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode_slice(raw, &mut sid.0)
+                .unwrap_or(0);
+            if written == SID_LEN && !self.sids.contains_key(&sid) {
                 break sid;
             }
         };
         let json = open_json(
-            &sid,
+            sid.as_str(),
             self.config.upgrades_for(transport),
             self.config.ping_interval,
             self.config.ping_timeout,
@@ -1221,7 +1244,7 @@ impl Engine {
         let generation = self.generation();
         let index = self.sessions.insert(SessionSlot {
             generation,
-            sid: sid.clone(),
+            sid,
             session,
             handshake: Handshake {
                 address: peer,
@@ -1243,7 +1266,7 @@ impl Engine {
     }
 
     fn session_by_sid(&self, sid: &str) -> Option<SessionKey> {
-        let index = *self.sids.get(sid)?;
+        let index = *self.sids.get(&Sid::parse(sid)?)?;
         let slot = self.sessions.get(index)?;
         Some(SessionKey {
             index,
@@ -1511,7 +1534,7 @@ impl Engine {
                         self.respond(token, &response, origin, keep_alive);
                     }
                     Err(e) => {
-                        log::debug!("sioloop: bad polling payload from {}: {e}", slot.sid);
+                        log::debug!("sioloop: bad polling payload from {}: {e}", slot.sid.as_str());
                         slot.session.close(CloseReason::ParseError, now);
                         self.respond_error(token, RequestError::BadRequest, origin, keep_alive);
                     }
