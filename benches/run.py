@@ -404,6 +404,10 @@ def main() -> None:
                     time.sleep(1)  # let the previous server's sockets and CPU settle
     log(f"raw results: {path}")
     print(report(env, records, servers, scen, runs))
+    failed = [f"{r['server']}/{r['scenario']}" for r in records if "error" in r]
+    if failed:
+        # The table still prints; the exit status tells CI that a run failed.
+        sys.exit(f"failed runs: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

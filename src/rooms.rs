@@ -92,10 +92,22 @@ impl<M> Default for RoomIndex<M> {
 impl<M: Copy + Eq + Hash + Ord> RoomIndex<M> {
     /// Adds `member` to `room`. Returns false if it was already in it.
     pub fn join(&mut self, member: M, room: &str) -> bool {
+        self.join_with(member, room, || Arc::from(room))
+    }
+
+    /// [`join`](Self::join) with the room's name already allocated: a new room keeps this
+    /// `Arc` as its name, so a caller that holds the name anyway (a socket's own id) does not
+    /// pay for a second copy.
+    pub fn join_shared(&mut self, member: M, room: Arc<str>) -> bool {
+        let name = room.clone();
+        self.join_with(member, &room, move || name)
+    }
+
+    fn join_with(&mut self, member: M, room: &str, name: impl FnOnce() -> Arc<str>) -> bool {
         let name = match self.members.get_key_value(room) {
             Some((name, _)) => name.clone(),
             None => {
-                let name: Arc<str> = Arc::from(room);
+                let name = name();
                 self.members.insert(name.clone(), Members::One(member));
                 self.add_room_of(member, name);
                 return true;
@@ -311,7 +323,12 @@ mod tests {
             match (r >> 16) % 8 {
                 0..=3 => {
                     let added = model.entry(room.clone()).or_default().insert(member);
-                    assert_eq!(idx.join(member, &room), added);
+                    let joined = if (r >> 24) & 1 == 0 {
+                        idx.join(member, &room)
+                    } else {
+                        idx.join_shared(member, Arc::from(room.as_str()))
+                    };
+                    assert_eq!(joined, added);
                 }
                 4..=6 => {
                     let removed = model.get_mut(&room).is_some_and(|m| m.remove(&member));

@@ -233,7 +233,7 @@ impl<'a, S: 'static> SocketCx<'a, S> {
 
     /// The socket's id (20 characters, distinct from the Engine.IO sid).
     pub fn id(&self) -> &str {
-        self.entry().map_or("", |e| e.id.as_str())
+        self.entry().map_or("", |e| &*e.id)
     }
 
     /// The socket's key, for use from other handlers.
@@ -721,7 +721,7 @@ impl<'c, 'a, S: 'static> Emitter<'c, 'a, S> {
         let e = core.socket(key)?;
         let ns = &core.namespaces[e.nsp];
         Some(SocketInfo {
-            id: e.id.clone(),
+            id: e.id.to_string(),
             key,
             nsp: ns.name.clone(),
             rooms: ns.rooms.rooms_of(&key).map(str::to_owned).collect(),

@@ -52,6 +52,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -202,7 +203,8 @@ struct NamespaceState {
 
 struct SocketEntry {
     generation: u32,
-    id: String,
+    /// Shared with the room of the socket's own id (one allocation for both).
+    id: Arc<str>,
     nsp: usize,
     session: SessionId,
     auth: Option<Box<RawValue>>,
@@ -826,6 +828,7 @@ impl<S: 'static> Io<S> {
         };
         self.core.generation = self.core.generation.wrapping_add(1);
         let generation = self.core.generation;
+        let id: Arc<str> = Arc::from(id);
         let index = self.core.sockets.insert(SocketEntry {
             generation,
             id: id.clone(),
@@ -840,7 +843,7 @@ impl<S: 'static> Io<S> {
         let ns = &mut self.core.namespaces[nsp];
         ns.sockets.insert(key);
         // Every socket is in a room named after its own id.
-        ns.rooms.join(key, &id);
+        ns.rooms.join_shared(key, id.clone());
         for room in rooms {
             self.core.join(key, &room);
         }
@@ -851,7 +854,7 @@ impl<S: 'static> Io<S> {
             client.sockets.push(key);
             client.connected = true;
         }
-        let sid = serde_json::json!({ "sid": id }).to_string();
+        let sid = serde_json::json!({ "sid": &*id }).to_string();
         let text = encode_packet(PacketType::Connect, nsp_name, None, sid, 0);
         engine.send(session, Message::Text(text));
         if let Some(f) = self.handlers[handlers].on_connect.as_mut() {
@@ -1044,7 +1047,7 @@ impl<S: 'static> Io<S> {
                 let socket_id = self
                     .core
                     .socket(key)
-                    .map(|s| s.id.clone())
+                    .map(|s| s.id.to_string())
                     .unwrap_or_default();
                 self.finish_ack(
                     engine,
