@@ -40,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
             let head_len = *head_len;
             assert!(head_len <= buf.len());
             assert!(head_len <= limits.max_head_bytes);
-            assert!(request.headers.len() <= limits.max_headers);
+            assert!(request.headers().len() <= limits.max_headers);
             assert!(request.body.is_empty());
             assert!(!request.method.is_empty());
             for split in split_points(data, head_len) {
@@ -60,6 +60,9 @@ fuzz_target!(|data: &[u8]| {
             // What the server does next with a head must not panic either.
             let _ = request.keep_alive();
             let _ = request.header("origin");
+            for (name, _) in request.headers() {
+                assert!(request.header(name).is_some(), "header {name:?} not found");
+            }
             if request.is_websocket_upgrade() {
                 let mut out = Vec::new();
                 if accept_upgrade(request, &[], &mut out).is_ok() {

@@ -37,25 +37,145 @@ pub struct Request {
     pub query: String,
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub version: u8,
-    /// The headers in order, names as sent.
-    pub headers: Vec<(String, String)>,
+    /// The headers in order, names as sent: read them with [`Request::header`] and
+    /// [`Request::headers`], add them with [`Request::with_header`].
+    headers: Headers,
     /// The body (empty until read).
     pub body: Vec<u8>,
 }
 
+/// Request headers in two exactly-sized allocations, kept for a session's whole life:
+/// every name and value back to back in `text` (`name0 value0 name1 value1 ...`, no
+/// separators), and for each header where its name and its value end in `text`. A header's
+/// name starts where the previous header's value ends (at 0 for the first).
+///
+/// Two `Headers` are equal exactly when they hold the same (name, value) sequence, so the
+/// derived `PartialEq` is the sequence's.
+#[derive(Clone, Default, Eq, PartialEq)]
+struct Headers {
+    text: Box<str>,
+    ends: Box<[HeaderEnds]>,
+}
+
+/// Where one header's name and value end in [`Headers::text`]. `u32` offsets: a parsed
+/// head is bounded by `max_head_bytes`, and [`parse_head`] refuses the rare head whose
+/// headers do not fit.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+struct HeaderEnds {
+    name: u32,
+    value: u32,
+}
+
+impl Headers {
+    fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &str)> + Clone {
+        self.ends.iter().enumerate().map(|(i, end)| {
+            let start = match i.checked_sub(1) {
+                Some(prev) => self.ends[prev].value as usize,
+                None => 0,
+            };
+            let (name, value) = (end.name as usize, end.value as usize);
+            (&self.text[start..name], &self.text[name..value])
+        })
+    }
+
+    /// Appends one header, reallocating both parts to their exact new sizes.
+    ///
+    /// # Panics
+    ///
+    /// If the headers would take more than `u32::MAX` bytes.
+    fn push(&mut self, name: &str, value: &str) {
+        let mut text = String::with_capacity(self.text.len() + name.len() + value.len());
+        text.push_str(&self.text);
+        text.push_str(name);
+        let name_end = offset(text.len()).expect("request headers exceed u32::MAX bytes");
+        text.push_str(value);
+        let value_end = offset(text.len()).expect("request headers exceed u32::MAX bytes");
+        let mut ends = Vec::with_capacity(self.ends.len() + 1);
+        ends.extend_from_slice(&self.ends);
+        ends.push(HeaderEnds {
+            name: name_end,
+            value: value_end,
+        });
+        self.text = text.into_boxed_str();
+        self.ends = ends.into_boxed_slice();
+    }
+}
+
+impl fmt::Debug for Headers {
+    /// As a list of `(name, value)` pairs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+/// A length as a header offset, if it fits in `u32`.
+fn offset(len: usize) -> Option<u32> {
+    u32::try_from(len).ok()
+}
+
 impl Request {
+    /// An HTTP/1.1 request (`version` 1) with no headers and an empty body, for building
+    /// requests by hand (tests, hooks). Add headers with [`Request::with_header`].
+    ///
+    /// ```
+    /// use sioloop::http::Request;
+    /// let req = Request::new("GET", "/engine.io/", "EIO=4&transport=polling")
+    ///     .with_header("Host", "example.com");
+    /// assert_eq!((req.method.as_str(), req.header("host")), ("GET", Some("example.com")));
+    /// ```
+    pub fn new(method: &str, path: &str, query: &str) -> Request {
+        Request {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            query: query.to_owned(),
+            version: 1,
+            ..Request::default()
+        }
+    }
+
+    /// Adds a header after the others (for requests built by hand; [`parse_head`] fills in
+    /// the headers of a parsed one).
+    ///
+    /// # Panics
+    ///
+    /// If the headers would take more than `u32::MAX` bytes.
+    pub fn with_header(mut self, name: &str, value: &str) -> Request {
+        self.push_header(name, value);
+        self
+    }
+
+    /// Adds a header after the others, like [`Request::with_header`] in place.
+    ///
+    /// # Panics
+    ///
+    /// If the headers would take more than `u32::MAX` bytes.
+    pub fn push_header(&mut self, name: &str, value: &str) {
+        self.headers.push(name, value);
+    }
+
+    /// The headers in order, names as sent (case kept), duplicates included.
+    ///
+    /// ```
+    /// use sioloop::http::{parse_head, HeadLimits, Parsed};
+    /// let buf = b"GET / HTTP/1.1\r\nHost: a\r\nCookie: x=1\r\ncookie: y=2\r\n\r\n";
+    /// let Ok(Parsed::Complete { request, .. }) = parse_head(buf, &HeadLimits::default()) else { panic!() };
+    /// let headers: Vec<(&str, &str)> = request.headers().collect();
+    /// assert_eq!(headers, [("Host", "a"), ("Cookie", "x=1"), ("cookie", "y=2")]);
+    /// ```
+    pub fn headers(&self) -> impl ExactSizeIterator<Item = (&str, &str)> + Clone {
+        self.headers.iter()
+    }
+
     /// The first header with this name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
+        self.headers()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v)
     }
 
     /// Whether a comma-separated header contains `token` (case-insensitive).
     pub fn header_has_token(&self, name: &str, token: &str) -> bool {
-        self.headers
-            .iter()
+        self.headers()
             .filter(|(n, _)| n.eq_ignore_ascii_case(name))
             .flat_map(|(_, v)| v.split(','))
             .any(|t| t.trim().eq_ignore_ascii_case(token))
@@ -164,19 +284,13 @@ pub fn parse_head(buf: &[u8], limits: &HeadLimits) -> Result<Parsed, HttpError> 
         return Err(HttpError::Malformed);
     };
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let mut request = Request {
-        method: method.to_owned(),
-        path: path.to_owned(),
-        query: query.to_owned(),
-        version,
-        headers: Vec::with_capacity(req.headers.len()),
-        body: Vec::new(),
-    };
+    // First pass: body framing, and the exact size of the header text (values are kept
+    // as lossy UTF-8, where each invalid sequence becomes a 3-byte U+FFFD).
     let mut body_len: Option<usize> = None;
+    let mut text_len = 0usize;
     for h in req.headers.iter() {
-        let value = String::from_utf8_lossy(h.value).into_owned();
         if h.name.eq_ignore_ascii_case("content-length") {
-            let n = value
+            let n = String::from_utf8_lossy(h.value)
                 .trim()
                 .parse::<usize>()
                 .map_err(|_| HttpError::BadContentLength)?;
@@ -187,13 +301,55 @@ pub fn parse_head(buf: &[u8], limits: &HeadLimits) -> Result<Parsed, HttpError> 
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
             return Err(HttpError::UnsupportedTransferEncoding);
         }
-        request.headers.push((h.name.to_owned(), value));
+        text_len += h.name.len() + lossy_len(h.value);
     }
+    // Second pass: the headers, in one string and one slice of offsets, both exactly sized.
+    let mut text = String::with_capacity(text_len);
+    let mut ends = Vec::with_capacity(req.headers.len());
+    for h in req.headers.iter() {
+        text.push_str(h.name);
+        let name = offset(text.len()).ok_or(HttpError::HeadTooLarge)?;
+        for chunk in h.value.utf8_chunks() {
+            text.push_str(chunk.valid());
+            if !chunk.invalid().is_empty() {
+                text.push(char::REPLACEMENT_CHARACTER);
+            }
+        }
+        let value = offset(text.len()).ok_or(HttpError::HeadTooLarge)?;
+        ends.push(HeaderEnds { name, value });
+    }
+    debug_assert_eq!(text.len(), text.capacity());
+    let request = Request {
+        method: method.to_owned(),
+        path: path.to_owned(),
+        query: query.to_owned(),
+        version,
+        headers: Headers {
+            text: text.into_boxed_str(),
+            ends: ends.into_boxed_slice(),
+        },
+        body: Vec::new(),
+    };
     Ok(Parsed::Complete {
         request,
         head_len,
         body_len: body_len.unwrap_or(0),
     })
+}
+
+/// The length of `bytes` as lossy UTF-8 (`String::from_utf8_lossy`), without building it.
+fn lossy_len(bytes: &[u8]) -> usize {
+    bytes
+        .utf8_chunks()
+        .map(|chunk| {
+            let replacement = if chunk.invalid().is_empty() {
+                0
+            } else {
+                char::REPLACEMENT_CHARACTER.len_utf8()
+            };
+            chunk.valid().len() + replacement
+        })
+        .sum()
 }
 
 /// An HTTP response: status, headers and body.
@@ -394,6 +550,49 @@ mod tests {
             ),
             Err(HttpError::UnsupportedTransferEncoding)
         );
+    }
+
+    #[test]
+    fn headers_in_order_with_duplicates_and_empty_values() {
+        let head = b"GET /engine.io/?EIO=4 HTTP/1.1\r\nHost: example.com\r\nX-Empty:\r\n\
+            Cookie: a=1\r\nx-empty:   \r\ncookie: b=2\r\nX-Bin: \xffok\r\n\r\n";
+        let Ok(Parsed::Complete { request, .. }) = parse_head(head, &HeadLimits::default()) else {
+            panic!("complete head expected")
+        };
+        let expected = [
+            ("Host", "example.com"),
+            ("X-Empty", ""),
+            ("Cookie", "a=1"),
+            ("x-empty", ""),
+            ("cookie", "b=2"),
+            ("X-Bin", "\u{fffd}ok"),
+        ];
+        assert_eq!(request.headers().len(), expected.len());
+        assert_eq!(request.headers().collect::<Vec<_>>(), expected);
+        assert_eq!(request.header("HOST"), Some("example.com"));
+        assert_eq!(request.header("cookie"), Some("a=1"));
+        assert_eq!(request.header("x-empty"), Some(""));
+        assert_eq!(request.header("x-bin"), Some("\u{fffd}ok"));
+        assert_eq!(request.header("missing"), None);
+        // Exactly sized: the header text has no spare capacity and no separators.
+        let text_len: usize = expected.iter().map(|(n, v)| n.len() + v.len()).sum();
+        assert_eq!(request.headers.text.len(), text_len);
+        assert_eq!(request.headers.ends.len(), expected.len());
+        // The same headers built by hand compare equal and print the same.
+        let mut by_hand = Request::new("GET", "/engine.io/", "EIO=4");
+        for (name, value) in expected {
+            by_hand.push_header(name, value);
+        }
+        assert_eq!(by_hand, request);
+        assert_eq!(format!("{by_hand:?}"), format!("{request:?}"));
+        assert!(
+            format!("{request:?}")
+                .contains(r#"headers: [("Host", "example.com"), ("X-Empty", "")"#)
+        );
+        let none = Request::default();
+        assert_eq!(none.headers().next(), None);
+        assert_eq!(none.header("host"), None);
+        assert_ne!(none, Request::default().with_header("a", ""));
     }
 
     #[test]

@@ -1534,7 +1534,10 @@ impl Engine {
                         self.respond(token, &response, origin, keep_alive);
                     }
                     Err(e) => {
-                        log::debug!("sioloop: bad polling payload from {}: {e}", slot.sid.as_str());
+                        log::debug!(
+                            "sioloop: bad polling payload from {}: {e}",
+                            slot.sid.as_str()
+                        );
                         slot.session.close(CloseReason::ParseError, now);
                         self.respond_error(token, RequestError::BadRequest, origin, keep_alive);
                     }

@@ -280,9 +280,9 @@ pub enum HandshakeError {
 /// ```
 /// use sioloop::http::Request;
 /// use sioloop::ws::accept_upgrade;
-/// let mut req = Request::default();
-/// req.headers.push(("Sec-WebSocket-Key".into(), "dGhlIHNhbXBsZSBub25jZQ==".into()));
-/// req.headers.push(("Sec-WebSocket-Version".into(), "13".into()));
+/// let req = Request::default()
+///     .with_header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+///     .with_header("Sec-WebSocket-Version", "13");
 /// let mut out = Vec::new();
 /// accept_upgrade(&req, &[], &mut out).unwrap();
 /// assert!(String::from_utf8(out).unwrap().contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
