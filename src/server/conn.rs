@@ -75,8 +75,12 @@ pub(crate) struct WriteQueue {
     len: usize,
 }
 
-/// The most slices handed to one `writev` (Linux's IOV_MAX is 1024; 64 covers a tick).
-const MAX_IOV: usize = 64;
+/// The most slices handed to one `writev`: Linux's IOV_MAX. A client in a busy room can
+/// have a hundred shared broadcast frames queued in one tick, and each `writev` costs far
+/// more than the slices it carries.
+const MAX_IOV: usize = 1024;
+/// Up to this many slices are gathered on the stack.
+const SMALL_IOV: usize = 16;
 
 impl WriteQueue {
     pub(crate) fn push(&mut self, chunk: Chunk) {
@@ -119,14 +123,30 @@ impl WriteQueue {
         written_total: &mut u64,
     ) -> io::Result<()> {
         while self.len > 0 {
-            let mut slices = [IoSlice::new(&[]); MAX_IOV];
-            let mut n = 0;
-            for (i, chunk) in self.chunks.iter().take(MAX_IOV).enumerate() {
-                let bytes = chunk.as_ref();
-                slices[n] = IoSlice::new(if i == 0 { &bytes[self.offset..] } else { bytes });
-                n += 1;
-            }
-            match stream.write_vectored(&slices[..n]) {
+            let offset = self.offset;
+            let slices = self
+                .chunks
+                .iter()
+                .take(MAX_IOV)
+                .enumerate()
+                .map(|(i, chunk)| {
+                    let bytes = chunk.as_ref();
+                    IoSlice::new(if i == 0 { &bytes[offset..] } else { bytes })
+                });
+            // Most flushes carry a few chunks: those slices live on the stack; a long queue
+            // (a busy room's broadcasts) gets a heap list, paid once for many chunks.
+            let result = if self.chunks.len() <= SMALL_IOV {
+                let mut small = [IoSlice::new(&[]); SMALL_IOV];
+                let mut n = 0;
+                for (slot, slice) in small.iter_mut().zip(slices) {
+                    *slot = slice;
+                    n += 1;
+                }
+                stream.write_vectored(&small[..n])
+            } else {
+                stream.write_vectored(&slices.collect::<Vec<_>>())
+            };
+            match result {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(written) => {
                     *written_total += written as u64;
@@ -136,9 +156,27 @@ impl WriteQueue {
                 Err(e) => return Err(e),
             }
         }
-        // Give the memory back: an idle connection should cost bytes, not pages.
-        self.chunks = VecDeque::new();
         Ok(())
+    }
+
+    /// The chunk list's buffer once everything is written, for the engine's pool: an idle
+    /// connection holds no buffer, and the next busy one reuses it instead of allocating.
+    pub(crate) fn take_spare(&mut self) -> Option<VecDeque<Chunk>> {
+        (self.len == 0 && self.chunks.capacity() > 0).then(|| std::mem::take(&mut self.chunks))
+    }
+
+    /// Whether the chunk list has no buffer (a pooled one can be handed in).
+    pub(crate) fn needs_buffer(&self) -> bool {
+        self.chunks.capacity() == 0
+    }
+
+    /// Hands in an empty buffer for the chunk list.
+    pub(crate) fn set_buffer(&mut self, mut spare: VecDeque<Chunk>) {
+        spare.clear();
+        if self.chunks.capacity() == 0 {
+            self.chunks = spare;
+            self.offset = 0;
+        }
     }
 
     fn advance(&mut self, mut written: usize) {

@@ -215,6 +215,14 @@ struct SessionSlot {
     answered_tick: u64,
 }
 
+/// The most spare write-queue chunk lists the engine keeps, and the largest it keeps (in
+/// chunks of 24 bytes). The pool only holds what a recent tick needed, and is freed after
+/// `SPARE_QUEUE_IDLE_TICKS` without use.
+const MAX_SPARE_QUEUES: usize = 1024;
+const MAX_SPARE_QUEUE_CHUNKS: usize = 512;
+/// Loop iterations without a use after which the spare lists are freed.
+const SPARE_QUEUE_IDLE_TICKS: u64 = 1000;
+
 /// The length of a session id: 15 random bytes in URL-safe base64.
 const SID_LEN: usize = 20;
 
@@ -308,6 +316,13 @@ pub struct Engine {
     next_generation: u32,
     /// Sessions touched this tick, to pump.
     dirty_sessions: Vec<usize>,
+    /// Empty write-queue chunk lists returned by flushed connections, handed to the next
+    /// connection that queues output: a broadcast to a thousand clients would otherwise
+    /// allocate and free a thousand lists every tick (and the allocator would hand the
+    /// memory back to the OS and take it again each time).
+    spare_queues: Vec<VecDeque<Chunk>>,
+    /// The last tick a spare list was handed out; an unused pool is freed by `compact`.
+    spare_used_tick: u64,
     /// The list `settle` pumps from, swapped with `dirty_sessions` so neither is reallocated
     /// every round.
     pumping: Vec<usize>,
@@ -358,6 +373,8 @@ impl Engine {
             next_generation: 0,
             dirty_sessions: Vec::new(),
             pumping: Vec::new(),
+            spare_queues: Vec::new(),
+            spare_used_tick: 0,
             reparse: Vec::new(),
             to_flush: Vec::new(),
             dispatch: VecDeque::new(),
@@ -589,6 +606,12 @@ impl Engine {
         {
             // Nothing of this session is waiting in its queue, so going straight to the
             // connection keeps the order.
+            if conn.out.needs_buffer()
+                && let Some(spare) = self.spare_queues.pop()
+            {
+                conn.out.set_buffer(spare);
+                self.spare_used_tick = self.tick;
+            }
             conn.out.push(Chunk::Shared(shared.ws_frames()));
             self.stats.packets_out += shared.messages().len() as u64;
             if conn.out.len() > self.config.max_queued_bytes {
@@ -809,6 +832,12 @@ impl Engine {
         if self.pumping.capacity() > 1024 {
             self.pumping = Vec::new();
         }
+        // Spare lists nobody asked for in a while go back to the allocator.
+        if !self.spare_queues.is_empty()
+            && self.tick.saturating_sub(self.spare_used_tick) > SPARE_QUEUE_IDLE_TICKS
+        {
+            self.spare_queues = Vec::new();
+        }
         if self.to_flush.capacity() > 1024 {
             self.to_flush = Vec::new();
         }
@@ -939,6 +968,12 @@ impl Engine {
             conn.flush_queued = false;
             let result = conn.out.flush(&mut conn.stream, &mut self.stats.bytes_out);
             conn.backlogged = !conn.out.is_empty();
+            if let Some(spare) = conn.out.take_spare()
+                && self.spare_queues.len() < MAX_SPARE_QUEUES
+                && spare.capacity() <= MAX_SPARE_QUEUE_CHUNKS
+            {
+                self.spare_queues.push(spare);
+            }
             match result {
                 Ok(()) => {
                     if conn.close_after_flush && !matches!(conn.state, ConnState::Lingering) {

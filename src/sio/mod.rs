@@ -1,5 +1,5 @@
 //! The Socket.IO server: namespaces, middleware, sockets, events, acks, rooms and
-//! broadcasts, on top of the Engine.IO [`Engine`](crate::server::Engine).
+//! broadcasts, on top of the Engine.IO [`Engine`].
 //!
 //! The loop owns the application's state `S` and every handler gets `&mut` access to it
 //! through its context, so a game keeps its world in a plain struct. Handlers run on the
