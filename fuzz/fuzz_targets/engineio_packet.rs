@@ -53,6 +53,11 @@ fn check_payload(data: &[u8]) {
 }
 
 fn check_text_packet(text: &str) {
+    // The by-value decoder the driver uses agrees with the borrowing one.
+    assert_eq!(
+        Packet::decode_text_owned(text.to_owned()),
+        Packet::decode_text(text)
+    );
     let packet = match Packet::decode_text(text) {
         Ok(packet) => packet,
         Err(DecodeError::Empty) => {

@@ -151,6 +151,23 @@ impl Packet {
         }
     }
 
+    /// [`Packet::decode_text`] taking the text by value: a message packet keeps the same
+    /// buffer (its type digit removed in place) instead of copying the data out.
+    ///
+    /// ```
+    /// use sioloop::engineio::packet::{Message, Packet};
+    /// let p = Packet::decode_text_owned("4hello".to_owned());
+    /// assert_eq!(p, Ok(Packet::Message(Message::Text("hello".into()))));
+    /// ```
+    pub fn decode_text_owned(mut text: String) -> Result<Packet, DecodeError> {
+        if text.as_bytes().first() == Some(&b'4') {
+            // The digit is ASCII, so removing it keeps the text UTF-8.
+            text.remove(0);
+            return Ok(Packet::Message(Message::Text(text)));
+        }
+        Packet::decode_text(&text)
+    }
+
     /// Decodes one packet from its text form (a WebSocket text frame, or one record of a
     /// polling payload that does not start with `b`).
     pub fn decode_text(text: &str) -> Result<Packet, DecodeError> {

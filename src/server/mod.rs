@@ -1674,7 +1674,7 @@ impl Engine {
                 return false;
             }
             WsEvent::Binary(data) => Packet::Message(Message::Binary(data)),
-            WsEvent::Text(text) => match Packet::decode_text(&text) {
+            WsEvent::Text(text) => match Packet::decode_text_owned(text) {
                 Ok(p) => p,
                 Err(_) => {
                     conn.inbuf.clear();

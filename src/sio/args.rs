@@ -1,7 +1,7 @@
 //! Event arguments in and out: what a handler receives, and how emitted data becomes a
 //! packet (encoded once, binary parts split off as attachments).
 
-use crate::socketio::packet::{Packet, PacketType};
+use crate::socketio::packet::{Packet, PacketType, encode_head};
 use crate::socketio::value::{ArgsError, Payload, to_json_with_attachments};
 use serde::de::value::SeqAccessDeserializer;
 use serde::de::{self, DeserializeOwned, IgnoredAny, SeqAccess, Visitor};
@@ -149,16 +149,20 @@ impl EncodedArgs {
     /// `skip`, unchanged: the placeholders keep their numbers, so the attachments go along
     /// as they are.
     pub(crate) fn from_payload(payload: &Payload, skip: usize) -> Result<EncodedArgs, ArgsError> {
-        let items: Vec<&RawValue> =
-            serde_json::from_str(payload.raw().get()).map_err(ArgsError::from)?;
-        let joined = items
-            .iter()
-            .skip(skip)
-            .map(|r| r.get())
-            .collect::<Vec<_>>()
-            .join(",");
+        let raw = payload.raw().get();
+        let items: Vec<&RawValue> = serde_json::from_str(raw).map_err(ArgsError::from)?;
+        // The items are slices of `raw`: the text from the first kept item to the end of the
+        // last is the kept items with their separators, copied once.
+        let kept = match (items.get(skip), items.last()) {
+            (Some(first), Some(last)) => {
+                let start = first.get().as_ptr() as usize - raw.as_ptr() as usize;
+                let end = last.get().as_ptr() as usize - raw.as_ptr() as usize + last.get().len();
+                raw.get(start..end).unwrap_or_default().to_owned()
+            }
+            _ => String::new(),
+        };
         Ok(EncodedArgs {
-            items: joined,
+            items: kept,
             attachments: payload.attachments().to_vec(),
         })
     }
@@ -178,14 +182,20 @@ impl EncodedArgs {
         self.packet(PacketType::Event, nsp, ack_id, data)
     }
 
-    /// The text of an ACK packet answering `ack_id` with these arguments.
+    /// The text of an ACK packet answering `ack_id` with these arguments, written in one
+    /// go (an echo server does this for every message).
     pub(crate) fn ack_packet(&self, nsp: &str, ack_id: u64) -> String {
-        self.packet(
-            PacketType::Ack,
-            nsp,
-            Some(ack_id),
-            format!("[{}]", self.items),
-        )
+        let kind = if self.attachments.is_empty() {
+            PacketType::Ack
+        } else {
+            PacketType::BinaryAck
+        };
+        let mut out = String::with_capacity(nsp.len() + self.items.len() + 24);
+        encode_head(kind, nsp, Some(ack_id), self.attachments.len(), &mut out);
+        out.push('[');
+        out.push_str(&self.items);
+        out.push(']');
+        out
     }
 
     fn packet(&self, kind: PacketType, nsp: &str, id: Option<u64>, data: String) -> String {

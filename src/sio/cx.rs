@@ -132,10 +132,9 @@ impl<'a, S: 'static> ServerCx<'a, S> {
         let Some(entry) = self.core.socket(ack.socket) else {
             return false;
         };
-        let nsp = self.core.namespaces[entry.nsp].name.clone();
-        let text = args.ack_packet(&nsp, ack.id);
+        let text = args.ack_packet(&self.core.namespaces[entry.nsp].name, ack.id);
         self.core
-            .send_to(self.engine, ack.socket, &text, args.attachments(), false)
+            .send_to(self.engine, ack.socket, text, args.attachments(), false)
     }
 
     /// Answers an acknowledgement with a received event's arguments, unchanged (binary
@@ -360,7 +359,7 @@ impl<'a, S: 'static> SocketCx<'a, S> {
         let nsp = self.nsp().to_owned();
         let text = args.event_packet(&nsp, event, Some(id));
         let core = &mut *self.server.core;
-        if !core.send_to(self.server.engine, key, &text, args.attachments(), false) {
+        if !core.send_to(self.server.engine, key, text, args.attachments(), false) {
             return false;
         }
         core.acks
@@ -698,7 +697,7 @@ impl<'c, 'a, S: 'static> Emitter<'c, 'a, S> {
                 continue;
             };
             let text = args.event_packet(&nsp, event, Some(id));
-            if core.send_to(self.cx.engine, key, &text, args.attachments(), false) {
+            if core.send_to(self.cx.engine, key, text, args.attachments(), false) {
                 core.acks.insert((key, id), AckWaiter::Group(group));
                 core.groups[group].waiting.insert((key, id));
             }

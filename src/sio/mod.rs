@@ -610,7 +610,7 @@ impl<S> Core<S> {
         &mut self,
         engine: &mut Engine,
         key: SocketKey,
-        text: &str,
+        text: String,
         attachments: &[Vec<u8>],
         volatile: bool,
     ) -> bool {
@@ -622,7 +622,7 @@ impl<S> Core<S> {
             self.stats.volatile_dropped += 1;
             return false;
         }
-        let mut sent = engine.send(session, Message::Text(text.to_owned()));
+        let mut sent = engine.send(session, Message::Text(text));
         for a in attachments {
             sent &= engine.send(session, Message::Binary(a.clone()));
         }
@@ -1131,6 +1131,15 @@ impl<S: 'static> Io<S> {
 /// The event name: the first element of the data array, a string (or a number, which the
 /// reference parser also accepts).
 fn event_name(data: &RawValue) -> Option<String> {
+    // The common case without a parse: `["name",...` with no escapes in the name (the
+    // packet decoder already checked that the whole data is valid JSON).
+    let raw = data.get();
+    if let Some(rest) = raw.strip_prefix("[\"")
+        && let Some(end) = rest.find(['"', '\\'])
+        && rest.as_bytes()[end] == b'"'
+    {
+        return Some(rest[..end].to_owned());
+    }
     let items: Vec<&RawValue> = serde_json::from_str(data.get()).ok()?;
     let first = items.first()?;
     match serde_json::from_str::<serde_json::Value>(first.get()).ok()? {
@@ -1336,4 +1345,27 @@ pub(crate) fn broadcast<S>(
         }
     }
     sent
+}
+
+#[cfg(test)]
+mod event_name_tests {
+    use super::event_name;
+    use serde_json::value::RawValue;
+
+    fn name(json: &str) -> Option<String> {
+        event_name(&RawValue::from_string(json.to_owned()).expect("valid JSON"))
+    }
+
+    /// The fast path and the parsing fallback give the same names.
+    #[test]
+    fn names_with_and_without_the_fast_path() {
+        assert_eq!(name(r#"["echo",1,{"a":[2]}]"#).as_deref(), Some("echo"));
+        assert_eq!(name(r#"["a\"b",1]"#).as_deref(), Some("a\"b"));
+        assert_eq!(name(r#"["caf\u00e9"]"#).as_deref(), Some("café"));
+        assert_eq!(name(r#"[ "spaced" , 1]"#).as_deref(), Some("spaced"));
+        assert_eq!(name(r#"[42,"x"]"#).as_deref(), Some("42"));
+        assert_eq!(name(r#"[""]"#).as_deref(), Some(""));
+        assert_eq!(name(r#"[{"a":1}]"#), None);
+        assert_eq!(name("[]"), None);
+    }
 }

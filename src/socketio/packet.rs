@@ -412,18 +412,7 @@ impl Packet {
     /// # Ok::<(), sioloop::socketio::DecodeError>(())
     /// ```
     pub fn encode(&self, out: &mut String) {
-        out.push(char::from(self.kind.to_digit()));
-        if self.kind.is_binary() {
-            // Writing to a String cannot fail.
-            let _ = write!(out, "{}-", self.attachments);
-        }
-        if !self.nsp.is_empty() && self.nsp != "/" {
-            out.push_str(&self.nsp);
-            out.push(',');
-        }
-        if let Some(id) = self.id {
-            let _ = write!(out, "{id}");
-        }
+        encode_head(self.kind, &self.nsp, self.id, self.attachments, out);
         if let Some(data) = &self.data {
             out.push_str(data.get());
         }
@@ -434,6 +423,39 @@ impl Packet {
         let mut out = String::new();
         self.encode(&mut out);
         out
+    }
+}
+
+/// Appends everything of a packet's wire form before its data: the type digit, the
+/// attachment count of a binary packet, the namespace unless it is `/`, and the ack id.
+/// [`Packet::encode`] is this followed by the data; a sender that builds the data itself
+/// (the server's emits) appends it next, without building a `Packet`.
+///
+/// ```
+/// use sioloop::socketio::PacketType;
+/// use sioloop::socketio::packet::encode_head;
+/// let mut out = String::new();
+/// encode_head(PacketType::BinaryAck, "/chat", Some(7), 1, &mut out);
+/// assert_eq!(out, "61-/chat,7");
+/// ```
+pub fn encode_head(
+    kind: PacketType,
+    nsp: &str,
+    id: Option<u64>,
+    attachments: usize,
+    out: &mut String,
+) {
+    out.push(char::from(kind.to_digit()));
+    if kind.is_binary() {
+        // Writing to a String cannot fail.
+        let _ = write!(out, "{attachments}-");
+    }
+    if !nsp.is_empty() && nsp != "/" {
+        out.push_str(nsp);
+        out.push(',');
+    }
+    if let Some(id) = id {
+        let _ = write!(out, "{id}");
     }
 }
 
