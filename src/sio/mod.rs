@@ -614,14 +614,9 @@ impl<S> Core<S> {
         attachments: &[Vec<u8>],
         volatile: bool,
     ) -> bool {
-        let Some(entry) = self.socket(key) else {
+        let Some(session) = self.send_target(engine, key, volatile) else {
             return false;
         };
-        let session = entry.session;
-        if volatile && !engine.can_send_now(session) {
-            self.stats.volatile_dropped += 1;
-            return false;
-        }
         let mut sent = engine.send(session, Message::Text(text));
         for a in attachments {
             sent &= engine.send(session, Message::Binary(a.clone()));
@@ -637,15 +632,26 @@ impl<S> Core<S> {
         shared: &mut SharedMessages,
         volatile: bool,
     ) -> bool {
-        let Some(entry) = self.socket(key) else {
+        let Some(session) = self.send_target(engine, key, volatile) else {
             return false;
         };
-        let session = entry.session;
+        engine.send_shared(session, shared)
+    }
+
+    /// The session to send a socket's packet to, if it still exists and (for a volatile
+    /// packet) can take it now; a volatile packet it cannot take is counted as dropped.
+    fn send_target(
+        &mut self,
+        engine: &Engine,
+        key: SocketKey,
+        volatile: bool,
+    ) -> Option<SessionId> {
+        let session = self.socket(key)?.session;
         if volatile && !engine.can_send_now(session) {
             self.stats.volatile_dropped += 1;
-            return false;
+            return None;
         }
-        engine.send_shared(session, shared)
+        Some(session)
     }
 
     /// The sockets of namespace `nsp` in any of `rooms` (all its sockets if `rooms` is
