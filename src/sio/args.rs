@@ -1,7 +1,7 @@
 //! Event arguments in and out: what a handler receives, and how emitted data becomes a
 //! packet (encoded once, binary parts split off as attachments).
 
-use crate::socketio::packet::{Packet, PacketType, encode_head};
+use crate::socketio::packet::{PacketType, encode_head};
 use crate::socketio::value::{ArgsError, Payload, to_json_with_attachments};
 use serde::de::value::SeqAccessDeserializer;
 use serde::de::{self, DeserializeOwned, IgnoredAny, SeqAccess, Visitor};
@@ -174,31 +174,20 @@ impl EncodedArgs {
     /// The text of an EVENT packet for `nsp` carrying `event` and these arguments.
     pub(crate) fn event_packet(&self, nsp: &str, event: &str, ack_id: Option<u64>) -> String {
         let name = serde_json::to_string(event).unwrap_or_else(|_| "\"\"".into());
-        let data = if self.items.is_empty() {
-            format!("[{name}]")
+        let data: &[&str] = if self.items.is_empty() {
+            &["[", &name, "]"]
         } else {
-            format!("[{name},{}]", self.items)
+            &["[", &name, ",", &self.items, "]"]
         };
         self.packet(PacketType::Event, nsp, ack_id, data)
     }
 
-    /// The text of an ACK packet answering `ack_id` with these arguments, written in one
-    /// go (an echo server does this for every message).
+    /// The text of an ACK packet answering `ack_id` with these arguments.
     pub(crate) fn ack_packet(&self, nsp: &str, ack_id: u64) -> String {
-        let kind = if self.attachments.is_empty() {
-            PacketType::Ack
-        } else {
-            PacketType::BinaryAck
-        };
-        let mut out = String::with_capacity(nsp.len() + self.items.len() + 24);
-        encode_head(kind, nsp, Some(ack_id), self.attachments.len(), &mut out);
-        out.push('[');
-        out.push_str(&self.items);
-        out.push(']');
-        out
+        self.packet(PacketType::Ack, nsp, Some(ack_id), &["[", &self.items, "]"])
     }
 
-    fn packet(&self, kind: PacketType, nsp: &str, id: Option<u64>, data: String) -> String {
+    fn packet(&self, kind: PacketType, nsp: &str, id: Option<u64>, data: &[&str]) -> String {
         let binary = !self.attachments.is_empty();
         let kind = match (kind, binary) {
             (PacketType::Event, true) => PacketType::BinaryEvent,
@@ -209,28 +198,28 @@ impl EncodedArgs {
     }
 }
 
-/// Encodes a packet whose data is JSON text this crate produced (so it is valid).
+/// Encodes a packet whose data is JSON text this crate produced (so it is valid), given as
+/// pieces written one after the other into the packet: no intermediate string, and no
+/// `Packet` built only to be encoded (an echo server does this for every message).
 pub(crate) fn encode_packet(
     kind: PacketType,
     nsp: &str,
     id: Option<u64>,
-    data: String,
+    data: &[&str],
     attachments: usize,
 ) -> String {
-    let data = if data.is_empty() {
-        None
-    } else {
-        RawValue::from_string(data).ok()
-    };
-    let packet = Packet {
-        kind,
-        nsp: nsp.to_owned(),
-        id,
-        data,
-        attachments,
-    };
-    let mut out = String::new();
-    packet.encode(&mut out);
+    let data_len: usize = data.iter().map(|piece| piece.len()).sum();
+    let mut out = String::with_capacity(nsp.len() + data_len + 24);
+    encode_head(kind, nsp, id, attachments, &mut out);
+    let start = out.len();
+    for piece in data {
+        out.push_str(piece);
+    }
+    debug_assert!(
+        out.len() == start || serde_json::from_str::<IgnoredAny>(&out[start..]).is_ok(),
+        "packet data must be valid JSON: {:?}",
+        &out[start..]
+    );
     out
 }
 

@@ -769,7 +769,7 @@ impl<S: 'static> Io<S> {
                 PacketType::ConnectError,
                 nsp_name,
                 None,
-                ConnectError::new("Too many namespaces").to_json(),
+                &[&ConnectError::new("Too many namespaces").to_json()],
                 0,
             );
             engine.send(session, Message::Text(text));
@@ -781,7 +781,7 @@ impl<S: 'static> Io<S> {
                 PacketType::ConnectError,
                 nsp_name,
                 None,
-                ConnectError::new("Invalid namespace").to_json(),
+                &[&ConnectError::new("Invalid namespace").to_json()],
                 0,
             );
             engine.send(session, Message::Text(text));
@@ -804,7 +804,8 @@ impl<S: 'static> Io<S> {
             };
             if let Err(e) = mw(&mut cx) {
                 self.core.stats.connects_refused += 1;
-                let text = encode_packet(PacketType::ConnectError, nsp_name, None, e.to_json(), 0);
+                let text =
+                    encode_packet(PacketType::ConnectError, nsp_name, None, &[&e.to_json()], 0);
                 engine.send(session, Message::Text(text));
                 self.after_handler(engine);
                 return;
@@ -861,7 +862,7 @@ impl<S: 'static> Io<S> {
             client.connected = true;
         }
         let sid = serde_json::json!({ "sid": &*id }).to_string();
-        let text = encode_packet(PacketType::Connect, nsp_name, None, sid, 0);
+        let text = encode_packet(PacketType::Connect, nsp_name, None, &[&sid], 0);
         engine.send(session, Message::Text(text));
         if let Some(f) = self.handlers[handlers].on_connect.as_mut() {
             f(&mut SocketCx::new(engine, &mut self.core, key));
@@ -899,7 +900,7 @@ impl<S: 'static> Io<S> {
             client.sockets.retain(|k| *k != key);
         }
         if notify {
-            let text = encode_packet(PacketType::Disconnect, &ns.name, None, String::new(), 0);
+            let text = encode_packet(PacketType::Disconnect, &ns.name, None, &[], 0);
             engine.send(session, Message::Text(text));
         }
         // Pending acks of this socket fail.
