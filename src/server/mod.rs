@@ -334,8 +334,6 @@ pub struct Engine {
     /// Requests for other paths, waiting for the handler's `on_http`.
     pending_http: Vec<(Token, Request)>,
     read_buf: Box<[u8]>,
-    /// Reused while framing packets: a text frame's header needs its length first.
-    scratch: Vec<u8>,
     stopper: Arc<Stopper>,
     /// Set once a shutdown began: responses close their connections.
     shutting_down: bool,
@@ -380,7 +378,6 @@ impl Engine {
             dispatch: VecDeque::new(),
             pending_http: Vec::new(),
             read_buf: vec![0; READ_CHUNK].into_boxed_slice(),
-            scratch: Vec::new(),
             stopper: Arc::new(Stopper {
                 requested: AtomicBool::new(false),
                 waker,
@@ -614,13 +611,7 @@ impl Engine {
             }
             conn.out.push(Chunk::Shared(shared.ws_frames()));
             self.stats.packets_out += shared.messages().len() as u64;
-            if conn.out.len() > self.config.max_queued_bytes {
-                // The client stopped reading: drop what it did not take, and it.
-                conn.out = Default::default();
-                self.close_conn(token, CloseReason::SlowConsumer);
-            } else {
-                self.queue_flush(token);
-            }
+            self.ws_output_queued(token);
             return true;
         }
         let mut sent = true;
@@ -951,6 +942,20 @@ impl Engine {
         }
     }
 
+    /// After packets were queued on a WebSocket: flush them this tick, or, past
+    /// `max_queued_bytes` (the client stopped reading), drop what it did not take, and it.
+    fn ws_output_queued(&mut self, token: Token) {
+        let Some(conn) = self.conns.get_mut(token.0) else {
+            return;
+        };
+        if conn.out.len() > self.config.max_queued_bytes {
+            conn.out = Default::default();
+            self.close_conn(token, CloseReason::SlowConsumer);
+        } else {
+            self.queue_flush(token);
+        }
+    }
+
     fn queue_flush(&mut self, token: Token) {
         if let Some(conn) = self.conns.get_mut(token.0)
             && !conn.flush_queued
@@ -1122,7 +1127,6 @@ impl Engine {
         // WebSocket transmit.
         if let Some(token) = ws {
             let session = &mut self.sessions[index].session;
-            let scratch = &mut self.scratch;
             let mut count = 0u64;
             if let Some(conn) = self.conns.get_mut(token.0) {
                 // Framed straight into the connection's last buffer: the packets of a tick
@@ -1130,17 +1134,11 @@ impl Engine {
                 conn.out.extend_with(|out| {
                     while let Some(p) = session.poll_ws_packet() {
                         count += 1;
-                        shared::write_packet_frame(out, scratch, &p);
+                        shared::write_packet_frame(out, &p);
                     }
                 });
                 self.stats.packets_out += count;
-                if conn.out.len() > self.config.max_queued_bytes {
-                    // The client stopped reading: drop what it did not take, and it.
-                    conn.out = Default::default();
-                    self.close_conn(token, CloseReason::SlowConsumer);
-                } else {
-                    self.queue_flush(token);
-                }
+                self.ws_output_queued(token);
             }
         }
         // Polling transmit.
@@ -1696,11 +1694,9 @@ impl Engine {
             }
             WsRole::Probe => match slot.session.handle_probe_packet(packet, now) {
                 ProbeReply::Send(reply) => {
-                    let mut payload = Vec::new();
-                    reply.encode_ws(&mut payload);
                     let conn = &mut self.conns[token.0];
                     conn.out
-                        .extend_with(|out| ws::write_frame(out, FrameKind::Text, &payload));
+                        .extend_with(|out| shared::write_packet_frame(out, &reply));
                     self.queue_flush(token);
                 }
                 ProbeReply::Upgraded => {

@@ -51,9 +51,8 @@ impl SharedMessages {
         self.frames
             .get_or_insert_with(|| {
                 let mut out = Vec::new();
-                let mut scratch = Vec::new();
                 for m in messages {
-                    write_message_frame(&mut out, &mut scratch, m);
+                    write_message_frame(&mut out, m);
                 }
                 Rc::from(out)
             })
@@ -61,30 +60,26 @@ impl SharedMessages {
     }
 }
 
-/// Appends one Engine.IO message as a WebSocket frame. Binary data goes straight into the
-/// frame; text gets its `4` packet type in `scratch` first (the frame header needs the
-/// length).
-pub(crate) fn write_message_frame(out: &mut Vec<u8>, scratch: &mut Vec<u8>, message: &Message) {
+/// Appends one Engine.IO message as a WebSocket frame: binary data as it is, text after its
+/// `4` packet type, both straight from the message.
+pub(crate) fn write_message_frame(out: &mut Vec<u8>, message: &Message) {
     match message {
         Message::Binary(data) => ws::write_frame(out, FrameKind::Binary, data),
         Message::Text(text) => {
-            scratch.clear();
-            scratch.reserve(text.len() + 1);
-            scratch.push(b'4');
-            scratch.extend_from_slice(text.as_bytes());
-            ws::write_frame(out, FrameKind::Text, scratch);
+            ws::write_frame_parts(out, FrameKind::Text, &[b"4", text.as_bytes()])
         }
     }
 }
 
 /// Appends one Engine.IO packet as a WebSocket frame.
-pub(crate) fn write_packet_frame(out: &mut Vec<u8>, scratch: &mut Vec<u8>, packet: &Packet) {
+pub(crate) fn write_packet_frame(out: &mut Vec<u8>, packet: &Packet) {
     match packet {
-        Packet::Message(m) => write_message_frame(out, scratch, m),
+        Packet::Message(m) => write_message_frame(out, m),
+        // Control packets (open, ping, close, ...) are rare and short.
         other => {
-            scratch.clear();
-            other.encode_ws(scratch);
-            ws::write_frame(out, FrameKind::Text, scratch);
+            let mut payload = Vec::new();
+            other.encode_ws(&mut payload);
+            ws::write_frame(out, FrameKind::Text, &payload);
         }
     }
 }

@@ -240,6 +240,21 @@ pub enum FrameKind {
 /// assert_eq!(out, [0x81, 3, b'4', b'h', b'i']);
 /// ```
 pub fn write_frame(out: &mut Vec<u8>, kind: FrameKind, payload: &[u8]) {
+    write_frame_parts(out, kind, &[payload]);
+}
+
+/// [`write_frame`] with the payload given in parts, written one after the other: a caller
+/// that prefixes its data (Engine.IO's packet-type digit) need not copy it into one buffer
+/// first.
+///
+/// ```
+/// use sioloop::ws::{write_frame_parts, FrameKind};
+/// let mut out = Vec::new();
+/// write_frame_parts(&mut out, FrameKind::Text, &[b"4", b"hi"]);
+/// assert_eq!(out, [0x81, 3, b'4', b'h', b'i']);
+/// ```
+pub fn write_frame_parts(out: &mut Vec<u8>, kind: FrameKind, parts: &[&[u8]]) {
+    let len: usize = parts.iter().map(|part| part.len()).sum();
     let opcode = match kind {
         FrameKind::Text => OpCode::Data(Data::Text),
         FrameKind::Binary => OpCode::Data(Data::Binary),
@@ -255,8 +270,10 @@ pub fn write_frame(out: &mut Vec<u8>, kind: FrameKind, payload: &[u8]) {
         mask: None,
     };
     // Writing into a Vec cannot fail.
-    let _ = header.format(payload.len() as u64, out);
-    out.extend_from_slice(payload);
+    let _ = header.format(len as u64, out);
+    for part in parts {
+        out.extend_from_slice(part);
+    }
 }
 
 /// Appends a close frame with a code and reason.
