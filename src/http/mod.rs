@@ -284,10 +284,17 @@ pub fn parse_head(buf: &[u8], limits: &HeadLimits) -> Result<Parsed, HttpError> 
         return Err(HttpError::Malformed);
     };
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    // First pass: body framing, and the exact size of the header text (values are kept
-    // as lossy UTF-8, where each invalid sequence becomes a 3-byte U+FFFD).
+    // Body framing, and the headers in one string and one slice of offsets. Values are
+    // kept as lossy UTF-8; valid ones fill the string's capacity exactly, and
+    // `into_boxed_str` trims what a replacement character added.
     let mut body_len: Option<usize> = None;
-    let mut text_len = 0usize;
+    let mut text = String::with_capacity(
+        req.headers
+            .iter()
+            .map(|h| h.name.len() + h.value.len())
+            .sum(),
+    );
+    let mut ends = Vec::with_capacity(req.headers.len());
     for h in req.headers.iter() {
         if h.name.eq_ignore_ascii_case("content-length") {
             let n = String::from_utf8_lossy(h.value)
@@ -301,12 +308,6 @@ pub fn parse_head(buf: &[u8], limits: &HeadLimits) -> Result<Parsed, HttpError> 
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
             return Err(HttpError::UnsupportedTransferEncoding);
         }
-        text_len += h.name.len() + lossy_len(h.value);
-    }
-    // Second pass: the headers, in one string and one slice of offsets, both exactly sized.
-    let mut text = String::with_capacity(text_len);
-    let mut ends = Vec::with_capacity(req.headers.len());
-    for h in req.headers.iter() {
         text.push_str(h.name);
         let name = offset(text.len()).ok_or(HttpError::HeadTooLarge)?;
         for chunk in h.value.utf8_chunks() {
@@ -318,7 +319,6 @@ pub fn parse_head(buf: &[u8], limits: &HeadLimits) -> Result<Parsed, HttpError> 
         let value = offset(text.len()).ok_or(HttpError::HeadTooLarge)?;
         ends.push(HeaderEnds { name, value });
     }
-    debug_assert_eq!(text.len(), text.capacity());
     let request = Request {
         method: method.to_owned(),
         path: path.to_owned(),
@@ -335,21 +335,6 @@ pub fn parse_head(buf: &[u8], limits: &HeadLimits) -> Result<Parsed, HttpError> 
         head_len,
         body_len: body_len.unwrap_or(0),
     })
-}
-
-/// The length of `bytes` as lossy UTF-8 (`String::from_utf8_lossy`), without building it.
-fn lossy_len(bytes: &[u8]) -> usize {
-    bytes
-        .utf8_chunks()
-        .map(|chunk| {
-            let replacement = if chunk.invalid().is_empty() {
-                0
-            } else {
-                char::REPLACEMENT_CHARACTER.len_utf8()
-            };
-            chunk.valid().len() + replacement
-        })
-        .sum()
 }
 
 /// An HTTP response: status, headers and body.
