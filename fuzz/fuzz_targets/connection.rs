@@ -23,6 +23,9 @@
 //! The first input byte picks the limits (0 is the server's defaults); chunk sizes come next.
 #![no_main]
 
+#[path = "common/split.rs"]
+mod split;
+
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use sioloop::engineio::handshake::{EngineQuery, RequestError, TransportKind};
@@ -389,14 +392,7 @@ fuzz_target!(|input: Input<'_>| {
 
     let whole = run(config, [input.stream]);
 
-    let mut rest = input.stream;
-    let mut pieces = Vec::with_capacity(input.chunks.len() + 1);
-    for &size in &input.chunks {
-        let (piece, tail) = rest.split_at(usize::from(size).min(rest.len()));
-        pieces.push(piece);
-        rest = tail;
-    }
-    pieces.push(rest);
+    let pieces = split::split_at_sizes(input.stream, &input.chunks);
     let chunked = run(config, pieces);
 
     if STRICT_HEAD_ERRORS {

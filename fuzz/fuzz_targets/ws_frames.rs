@@ -4,6 +4,9 @@
 //! event always consumes bytes, so the server's read loop cannot spin.
 #![no_main]
 
+#[path = "common/split.rs"]
+mod split;
+
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use sioloop::ws::{FrameReader, WsError, WsEvent};
@@ -37,14 +40,7 @@ fuzz_target!(|input: Input<'_>| {
 
     let whole = feed(max, [input.stream]);
 
-    let mut rest = input.stream;
-    let mut pieces = Vec::with_capacity(input.chunks.len() + 1);
-    for &size in &input.chunks {
-        let (piece, tail) = rest.split_at(usize::from(size).min(rest.len()));
-        pieces.push(piece);
-        rest = tail;
-    }
-    pieces.push(rest);
+    let pieces = split::split_at_sizes(input.stream, &input.chunks);
     let chunked = feed(max, pieces);
 
     assert_eq!(
