@@ -150,7 +150,7 @@ pub struct Session {
     config: SessionConfig,
     transport: TransportKind,
     upgrade: Upgrade,
-    outbox: VecDeque<Packet>,
+    outbox: Queue<Packet>,
     /// Message bytes in `outbox`.
     queued_bytes: usize,
     /// A polling GET is waiting for data.
@@ -162,7 +162,7 @@ pub struct Session {
     closed: Option<CloseReason>,
     /// A closed polling session lingers until its last packets are fetched, or until this.
     linger_until: Option<Instant>,
-    events: VecDeque<Event>,
+    events: Queue<Event>,
 }
 
 impl Session {
@@ -174,7 +174,7 @@ impl Session {
         open_json: String,
         now: Instant,
     ) -> Session {
-        let mut outbox = VecDeque::with_capacity(1);
+        let mut outbox = Queue::new();
         outbox.push_back(Packet::Open(open_json));
         Session {
             config,
@@ -192,7 +192,7 @@ impl Session {
             pong_deadline: None,
             closed: None,
             linger_until: None,
-            events: VecDeque::new(),
+            events: Queue::new(),
         }
     }
 
@@ -347,8 +347,7 @@ impl Session {
             return Some(vec![Packet::Noop]);
         }
         self.queued_bytes = 0;
-        // The queue's buffer goes with the response: an idle session holds no queue memory.
-        Some(std::mem::take(&mut self.outbox).into())
+        Some(self.outbox.take_all())
     }
 
     /// The next packet to write on the session's WebSocket, if it runs on one.
@@ -356,11 +355,7 @@ impl Session {
         if self.transport != TransportKind::WebSocket {
             return None;
         }
-        let Some(packet) = self.outbox.pop_front() else {
-            // Drained: give the buffer back, so an idle session holds no queue memory.
-            self.outbox = VecDeque::new();
-            return None;
-        };
+        let packet = self.outbox.pop_front()?;
         if let Packet::Message(m) = &packet {
             self.queued_bytes = self.queued_bytes.saturating_sub(m.len());
         }
@@ -449,12 +444,7 @@ impl Session {
 
     /// The next event for the owner.
     pub fn poll_event(&mut self) -> Option<Event> {
-        let event = self.events.pop_front();
-        if event.is_none() {
-            // Drained: give the buffer back, so an idle session holds no queue memory.
-            self.events = VecDeque::new();
-        }
-        event
+        self.events.pop_front()
     }
 
     /// Whether the session is closed and has nothing left to deliver, so its owner can
@@ -478,9 +468,96 @@ impl Session {
     }
 }
 
+/// A FIFO whose front element lives inline. A session mostly has one packet (or event)
+/// waiting at a time: that one costs no allocation, which an echo pays per message
+/// otherwise. Anything behind it goes to a heap queue whose buffer is given back once it
+/// drains, so an idle session holds no queue memory.
+#[derive(Debug)]
+struct Queue<T> {
+    /// The front element; `None` only when the queue is empty.
+    front: Option<T>,
+    rest: VecDeque<T>,
+}
+
+impl<T> Queue<T> {
+    fn new() -> Queue<T> {
+        Queue {
+            front: None,
+            rest: VecDeque::new(),
+        }
+    }
+
+    fn push_back(&mut self, item: T) {
+        if self.front.is_none() {
+            self.front = Some(item);
+        } else {
+            self.rest.push_back(item);
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<T> {
+        let item = self.front.take()?;
+        self.front = self.rest.pop_front();
+        if self.rest.is_empty() && self.rest.capacity() > 0 {
+            self.rest = VecDeque::new();
+        }
+        Some(item)
+    }
+
+    fn len(&self) -> usize {
+        usize::from(self.front.is_some()) + self.rest.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.front.is_none()
+    }
+
+    fn clear(&mut self) {
+        *self = Queue::new();
+    }
+
+    /// Everything queued, in order; the queue is empty afterwards.
+    fn take_all(&mut self) -> Vec<T> {
+        let mut all = Vec::with_capacity(self.len());
+        all.extend(self.front.take());
+        all.extend(std::mem::take(&mut self.rest));
+        all
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn queue_is_fifo_across_its_inline_front() {
+        // Interleaved pushes and pops against a VecDeque model.
+        let mut queue = Queue::new();
+        let mut model = VecDeque::new();
+        let mut next = 0;
+        for step in 0..200u32 {
+            let pushes = step % 3;
+            for _ in 0..pushes {
+                queue.push_back(next);
+                model.push_back(next);
+                next += 1;
+            }
+            if step % 2 == 0 {
+                assert_eq!(queue.pop_front(), model.pop_front());
+            }
+            assert_eq!(queue.len(), model.len());
+            assert_eq!(queue.is_empty(), model.is_empty());
+            if step % 50 == 49 {
+                assert_eq!(queue.take_all(), Vec::from(std::mem::take(&mut model)));
+                assert!(queue.is_empty());
+            }
+        }
+        while let Some(item) = model.pop_front() {
+            assert_eq!(queue.pop_front(), Some(item));
+        }
+        assert_eq!(queue.pop_front(), None);
+        assert_eq!(queue.rest.capacity(), 0, "a drained queue holds no buffer");
+    }
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
