@@ -82,18 +82,99 @@ const MAX_IOV: usize = 1024;
 /// Up to this many slices are gathered on the stack.
 const SMALL_IOV: usize = 16;
 
+/// Empty buffers that connections handed back, for the next connection that needs one.
+/// Input buffers, output chunks and chunk lists are taken and given back once per message
+/// (an idle connection holds none), so without the pool an echo server would allocate and
+/// free each of them for every message. Bounded in count and in the size of what it keeps;
+/// `Engine::compact` frees it when a while passes without use.
+#[derive(Debug, Default)]
+pub(crate) struct Pool {
+    bytes: Vec<Vec<u8>>,
+    lists: Vec<VecDeque<Chunk>>,
+    /// The engine's loop iteration, set by the engine each tick.
+    pub(crate) tick: u64,
+    /// The last tick something was taken from the pool.
+    used_tick: u64,
+}
+
+/// The most byte buffers the pool keeps, and the largest (a buffer that grew for a big
+/// message goes back to the allocator).
+const MAX_POOLED_BYTES: usize = 64;
+const MAX_POOLED_BYTES_CAPACITY: usize = 4096;
+/// The most chunk lists the pool keeps, and the largest it keeps (in chunks of 24 bytes).
+/// A broadcast to a thousand clients takes and gives back a thousand lists in one tick.
+const MAX_POOLED_LISTS: usize = 1024;
+const MAX_POOLED_LIST_CHUNKS: usize = 512;
+/// Loop iterations without a use after which the pool is freed.
+const POOL_IDLE_TICKS: u64 = 1000;
+
+impl Pool {
+    /// An empty byte buffer (pooled, or new without capacity).
+    pub(crate) fn take_bytes(&mut self) -> Vec<u8> {
+        match self.bytes.pop() {
+            Some(v) => {
+                self.used_tick = self.tick;
+                v
+            }
+            None => Vec::new(),
+        }
+    }
+
+    pub(crate) fn give_bytes(&mut self, mut v: Vec<u8>) {
+        if v.capacity() > 0
+            && v.capacity() <= MAX_POOLED_BYTES_CAPACITY
+            && self.bytes.len() < MAX_POOLED_BYTES
+        {
+            v.clear();
+            self.bytes.push(v);
+        }
+    }
+
+    fn take_list(&mut self) -> VecDeque<Chunk> {
+        match self.lists.pop() {
+            Some(list) => {
+                self.used_tick = self.tick;
+                list
+            }
+            None => VecDeque::new(),
+        }
+    }
+
+    fn give_list(&mut self, mut list: VecDeque<Chunk>) {
+        if list.capacity() <= MAX_POOLED_LIST_CHUNKS && self.lists.len() < MAX_POOLED_LISTS {
+            list.clear();
+            self.lists.push(list);
+        }
+    }
+
+    /// Frees the pool if nothing was taken from it for a while.
+    pub(crate) fn release_if_unused(&mut self) {
+        if self.tick.saturating_sub(self.used_tick) > POOL_IDLE_TICKS
+            && (self.bytes.capacity() > 0 || self.lists.capacity() > 0)
+        {
+            self.bytes = Vec::new();
+            self.lists = Vec::new();
+        }
+    }
+}
+
 impl WriteQueue {
-    pub(crate) fn push(&mut self, chunk: Chunk) {
+    pub(crate) fn push(&mut self, pool: &mut Pool, chunk: Chunk) {
         let n = chunk.as_ref().len();
         if n > 0 {
+            if self.chunks.capacity() == 0 {
+                self.chunks = pool.take_list();
+            }
             self.len += n;
             self.chunks.push_back(chunk);
+        } else if let Chunk::Owned(v) = chunk {
+            pool.give_bytes(v);
         }
     }
 
     /// Appends bytes to the last owned chunk, or starts a new one, so many small frames
     /// for one connection become one slice.
-    pub(crate) fn extend_with(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+    pub(crate) fn extend_with(&mut self, pool: &mut Pool, write: impl FnOnce(&mut Vec<u8>)) {
         let start_len;
         if let Some(Chunk::Owned(last)) = self.chunks.back_mut() {
             start_len = last.len();
@@ -101,9 +182,9 @@ impl WriteQueue {
             self.len += last.len() - start_len;
             return;
         }
-        let mut v = Vec::new();
+        let mut v = pool.take_bytes();
         write(&mut v);
-        self.push(Chunk::Owned(v));
+        self.push(pool, Chunk::Owned(v));
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -116,11 +197,14 @@ impl WriteQueue {
     }
 
     /// Writes until the queue is empty or the socket would block. Mio is edge-triggered:
-    /// stopping before `WouldBlock` with data left would never be woken again.
+    /// stopping before `WouldBlock` with data left would never be woken again. Written
+    /// buffers, and the chunk list once empty, go back to `pool`: an idle connection holds
+    /// no output buffer, and the next busy one reuses them instead of allocating.
     pub(crate) fn flush(
         &mut self,
         stream: &mut TcpStream,
         written_total: &mut u64,
+        pool: &mut Pool,
     ) -> io::Result<()> {
         while self.len > 0 {
             let offset = self.offset;
@@ -150,36 +234,20 @@ impl WriteQueue {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(written) => {
                     *written_total += written as u64;
-                    self.advance(written)
+                    self.advance(written, pool)
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
+        if self.chunks.capacity() > 0 {
+            pool.give_list(std::mem::take(&mut self.chunks));
+            self.offset = 0;
+        }
         Ok(())
     }
 
-    /// The chunk list's buffer once everything is written, for the engine's pool: an idle
-    /// connection holds no buffer, and the next busy one reuses it instead of allocating.
-    pub(crate) fn take_spare(&mut self) -> Option<VecDeque<Chunk>> {
-        (self.len == 0 && self.chunks.capacity() > 0).then(|| std::mem::take(&mut self.chunks))
-    }
-
-    /// Whether the chunk list has no buffer (a pooled one can be handed in).
-    pub(crate) fn needs_buffer(&self) -> bool {
-        self.chunks.capacity() == 0
-    }
-
-    /// Hands in an empty buffer for the chunk list.
-    pub(crate) fn set_buffer(&mut self, mut spare: VecDeque<Chunk>) {
-        spare.clear();
-        if self.chunks.capacity() == 0 {
-            self.chunks = spare;
-            self.offset = 0;
-        }
-    }
-
-    fn advance(&mut self, mut written: usize) {
+    fn advance(&mut self, mut written: usize, pool: &mut Pool) {
         self.len -= written;
         while written > 0 {
             let Some(front) = self.chunks.front() else {
@@ -189,7 +257,9 @@ impl WriteQueue {
             if written >= remaining {
                 written -= remaining;
                 self.offset = 0;
-                self.chunks.pop_front();
+                if let Some(Chunk::Owned(v)) = self.chunks.pop_front() {
+                    pool.give_bytes(v);
+                }
             } else {
                 self.offset += written;
                 written = 0;
@@ -246,16 +316,16 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    /// Drops the bytes the parsers consumed in this pass, and gives the buffer's memory back
-    /// once it is empty: an idle connection holds no input buffer.
-    pub(crate) fn compact_inbuf(&mut self) {
+    /// Drops the bytes the parsers consumed in this pass, and gives the buffer back to
+    /// `pool` once it is empty: an idle connection holds no input buffer.
+    pub(crate) fn compact_inbuf(&mut self, pool: &mut Pool) {
         if self.inbuf_consumed > 0 {
             self.inbuf
                 .drain(..self.inbuf_consumed.min(self.inbuf.len()));
             self.inbuf_consumed = 0;
         }
         if self.inbuf.is_empty() && self.inbuf.capacity() > 0 {
-            self.inbuf = Vec::new();
+            pool.give_bytes(std::mem::take(&mut self.inbuf));
         }
     }
 

@@ -32,7 +32,7 @@ use crate::engineio::packet::{Message, Packet, decode_payload, encode_payload};
 use crate::engineio::session::{CloseReason, Event, PollError, ProbeReply, Session};
 use crate::http::{self, Parsed, Request, Response};
 use crate::ws::{self, FrameKind, FrameReader, WsEvent};
-use conn::{Chunk, Conn, ConnState, SessionKey, WsRole};
+use conn::{Chunk, Conn, ConnState, Pool, SessionKey, WsRole};
 
 use base64::Engine as _;
 use mio::net::TcpListener;
@@ -215,14 +215,6 @@ struct SessionSlot {
     answered_tick: u64,
 }
 
-/// The most spare write-queue chunk lists the engine keeps, and the largest it keeps (in
-/// chunks of 24 bytes). The pool only holds what a recent tick needed, and is freed after
-/// `SPARE_QUEUE_IDLE_TICKS` without use.
-const MAX_SPARE_QUEUES: usize = 1024;
-const MAX_SPARE_QUEUE_CHUNKS: usize = 512;
-/// Loop iterations without a use after which the spare lists are freed.
-const SPARE_QUEUE_IDLE_TICKS: u64 = 1000;
-
 /// The length of a session id: 15 random bytes in URL-safe base64.
 const SID_LEN: usize = 20;
 
@@ -316,13 +308,10 @@ pub struct Engine {
     next_generation: u32,
     /// Sessions touched this tick, to pump.
     dirty_sessions: Vec<usize>,
-    /// Empty write-queue chunk lists returned by flushed connections, handed to the next
-    /// connection that queues output: a broadcast to a thousand clients would otherwise
-    /// allocate and free a thousand lists every tick (and the allocator would hand the
-    /// memory back to the OS and take it again each time).
-    spare_queues: Vec<VecDeque<Chunk>>,
-    /// The last tick a spare list was handed out; an unused pool is freed by `compact`.
-    spare_used_tick: u64,
+    /// Empty buffers and chunk lists handed back by connections, for the next one that
+    /// needs one: a broadcast to a thousand clients would otherwise allocate and free a
+    /// thousand lists every tick, and an echo several buffers per message.
+    pool: Pool,
     /// The list `settle` pumps from, swapped with `dirty_sessions` so neither is reallocated
     /// every round.
     pumping: Vec<usize>,
@@ -371,8 +360,7 @@ impl Engine {
             next_generation: 0,
             dirty_sessions: Vec::new(),
             pumping: Vec::new(),
-            spare_queues: Vec::new(),
-            spare_used_tick: 0,
+            pool: Pool::default(),
             reparse: Vec::new(),
             to_flush: Vec::new(),
             dispatch: VecDeque::new(),
@@ -603,13 +591,8 @@ impl Engine {
         {
             // Nothing of this session is waiting in its queue, so going straight to the
             // connection keeps the order.
-            if conn.out.needs_buffer()
-                && let Some(spare) = self.spare_queues.pop()
-            {
-                conn.out.set_buffer(spare);
-                self.spare_used_tick = self.tick;
-            }
-            conn.out.push(Chunk::Shared(shared.ws_frames()));
+            conn.out
+                .push(&mut self.pool, Chunk::Shared(shared.ws_frames()));
             self.stats.packets_out += shared.messages().len() as u64;
             self.ws_output_queued(token);
             return true;
@@ -668,6 +651,7 @@ impl Engine {
             }
             self.now = Instant::now();
             self.tick += 1;
+            self.pool.tick = self.tick;
             let mut woken = false;
             for event in events.iter() {
                 match event.token() {
@@ -823,12 +807,8 @@ impl Engine {
         if self.pumping.capacity() > 1024 {
             self.pumping = Vec::new();
         }
-        // Spare lists nobody asked for in a while go back to the allocator.
-        if !self.spare_queues.is_empty()
-            && self.tick.saturating_sub(self.spare_used_tick) > SPARE_QUEUE_IDLE_TICKS
-        {
-            self.spare_queues = Vec::new();
-        }
+        // Spare buffers nobody asked for in a while go back to the allocator.
+        self.pool.release_if_unused();
         if self.to_flush.capacity() > 1024 {
             self.to_flush = Vec::new();
         }
@@ -919,6 +899,9 @@ impl Engine {
                         }
                         continue;
                     }
+                    if conn.inbuf.capacity() == 0 {
+                        conn.inbuf = self.pool.take_bytes();
+                    }
                     conn.inbuf.extend_from_slice(&self.read_buf[..n]);
                     let cap = self.config.max_payload + self.config.head_limits.max_head_bytes + 64;
                     if conn.inbuf.len() > cap {
@@ -971,14 +954,10 @@ impl Engine {
                 continue;
             };
             conn.flush_queued = false;
-            let result = conn.out.flush(&mut conn.stream, &mut self.stats.bytes_out);
+            let result =
+                conn.out
+                    .flush(&mut conn.stream, &mut self.stats.bytes_out, &mut self.pool);
             conn.backlogged = !conn.out.is_empty();
-            if let Some(spare) = conn.out.take_spare()
-                && self.spare_queues.len() < MAX_SPARE_QUEUES
-                && spare.capacity() <= MAX_SPARE_QUEUE_CHUNKS
-            {
-                self.spare_queues.push(spare);
-            }
             match result {
                 Ok(()) => {
                     if conn.close_after_flush && !matches!(conn.state, ConnState::Lingering) {
@@ -1131,7 +1110,7 @@ impl Engine {
             if let Some(conn) = self.conns.get_mut(token.0) {
                 // Framed straight into the connection's last buffer: the packets of a tick
                 // become one slice of one write.
-                conn.out.extend_with(|out| {
+                conn.out.extend_with(&mut self.pool, |out| {
                     while let Some(p) = session.poll_ws_packet() {
                         count += 1;
                         shared::write_packet_frame(out, &p);
@@ -1201,7 +1180,7 @@ impl Engine {
             cors.add_headers(origin.as_deref(), &mut headers);
         }
         let conn = &mut self.conns[token.0];
-        conn.out.extend_with(|out| {
+        conn.out.extend_with(&mut self.pool, |out| {
             http::write_head(out, 200, &headers, body.len(), keep_alive);
             out.extend_from_slice(&body);
         });
@@ -1240,7 +1219,7 @@ impl Engine {
             *role = WsRole::Doomed;
         }
         conn.out
-            .extend_with(|out| ws::write_close(out, code, reason));
+            .extend_with(&mut self.pool, |out| ws::write_close(out, code, reason));
         conn.close_after_flush = true;
         self.queue_flush(token);
     }
@@ -1312,7 +1291,7 @@ impl Engine {
     fn process_input(&mut self, token: Token) {
         self.parse_input(token);
         if let Some(conn) = self.conns.get_mut(token.0) {
-            conn.compact_inbuf();
+            conn.compact_inbuf(&mut self.pool);
         }
     }
 
@@ -1417,7 +1396,7 @@ impl Engine {
             self.stats.requests_refused += 1;
         }
         conn.out
-            .extend_with(|out| response.write_to(out, keep_alive));
+            .extend_with(&mut self.pool, |out| response.write_to(out, keep_alive));
         if !keep_alive {
             conn.close_after_flush = true;
         }
@@ -1609,7 +1588,7 @@ impl Engine {
             }
         };
         let conn = &mut self.conns[token.0];
-        conn.out.push(Chunk::Owned(accept));
+        conn.out.push(&mut self.pool, Chunk::Owned(accept));
         conn.state = ConnState::WebSocket {
             session: key,
             role,
@@ -1659,8 +1638,9 @@ impl Engine {
         let now = self.now;
         let packet = match event {
             WsEvent::Ping(data) => {
-                conn.out
-                    .extend_with(|out| ws::write_frame(out, FrameKind::Pong, &data));
+                conn.out.extend_with(&mut self.pool, |out| {
+                    ws::write_frame(out, FrameKind::Pong, &data)
+                });
                 self.queue_flush(token);
                 return true;
             }
@@ -1695,8 +1675,9 @@ impl Engine {
             WsRole::Probe => match slot.session.handle_probe_packet(packet, now) {
                 ProbeReply::Send(reply) => {
                     let conn = &mut self.conns[token.0];
-                    conn.out
-                        .extend_with(|out| shared::write_packet_frame(out, &reply));
+                    conn.out.extend_with(&mut self.pool, |out| {
+                        shared::write_packet_frame(out, &reply)
+                    });
                     self.queue_flush(token);
                 }
                 ProbeReply::Upgraded => {
