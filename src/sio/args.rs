@@ -8,29 +8,95 @@ use serde::de::{self, DeserializeOwned, IgnoredAny, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 use std::marker::PhantomData;
+use std::ops::Range;
 
 /// An event received from a client: its name and its arguments, with binary attachments.
 #[derive(Debug)]
 pub struct Event {
-    name: String,
+    name: EventName,
+    /// Where the arguments are in the payload's text: the items after the name, without
+    /// the brackets, as a relay forwards them.
+    args: Range<usize>,
     /// The whole data array as received (`["name", arg1, ...]`), attachments included.
     payload: Payload,
 }
 
+/// An event name: most are a plain string in the payload's text, read where they are;
+/// one with escapes, or a number, is decoded into its own string.
+#[derive(Debug)]
+enum EventName {
+    InPayload(Range<usize>),
+    Decoded(String),
+}
+
+/// JSON's whitespace.
+const JSON_SPACE: [char; 4] = [' ', '\t', '\n', '\r'];
+
 impl Event {
-    pub(crate) fn new(name: String, payload: Payload) -> Event {
-        Event { name, payload }
+    /// The event in a received EVENT packet's data (a JSON array checked by the packet
+    /// decoder), or `None` if its first element is not a name (a string, or a number, which
+    /// the reference parser also accepts).
+    pub(crate) fn from_payload(payload: Payload) -> Option<Event> {
+        let raw = payload.raw().get();
+        // The common case without a parse: `["name",...` with no escapes in the name, and
+        // the arguments (valid JSON: the decoder checked the whole array) after the comma.
+        if let Some(rest) = raw.strip_prefix("[\"")
+            && let Some(end) = rest.find(['"', '\\'])
+            && rest.as_bytes()[end] == b'"'
+        {
+            let name = 2..2 + end;
+            let after = name.end + 1;
+            let args = match raw.as_bytes().get(after) {
+                Some(b',') => Some(trimmed(raw, after + 1..raw.len() - 1)),
+                Some(b']') => Some(after..after),
+                // Whitespace after the name: the general case below.
+                _ => None,
+            };
+            if let Some(args) = args {
+                return Some(Event {
+                    name: EventName::InPayload(name),
+                    args,
+                    payload,
+                });
+            }
+        }
+        let items: Vec<&RawValue> = serde_json::from_str(raw).ok()?;
+        let name = match serde_json::from_str::<serde_json::Value>(items.first()?.get()).ok()? {
+            serde_json::Value::String(s) => s,
+            serde_json::Value::Number(n) => n.to_string(),
+            _ => return None,
+        };
+        let args = items_range(raw, &items, 1);
+        Some(Event {
+            name: EventName::Decoded(name),
+            args,
+            payload,
+        })
     }
 
     /// The event name.
     pub fn name(&self) -> &str {
-        &self.name
+        match &self.name {
+            EventName::InPayload(range) => self.payload.raw().get().get(range.clone()),
+            EventName::Decoded(name) => Some(name.as_str()),
+        }
+        .unwrap_or_default()
     }
 
     /// The whole data array exactly as received (`["name",arg1,...]`), with its
     /// attachments: a relay can forward it without parsing the arguments.
     pub fn payload(&self) -> &Payload {
         &self.payload
+    }
+
+    /// The arguments' JSON text as received, without the name and the brackets
+    /// (`arg1,arg2`), placeholders included.
+    pub(crate) fn args_text(&self) -> &str {
+        self.payload
+            .raw()
+            .get()
+            .get(self.args.clone())
+            .unwrap_or_default()
     }
 
     /// The arguments (without the event name) as JSON values, binary attachments turned
@@ -57,6 +123,27 @@ impl Event {
             2 => Ok(self.payload.deserialize::<SecondItem<T>>()?.0),
             _ => Ok(self.payload.deserialize::<AfterFirst<T>>()?.0),
         }
+    }
+}
+
+/// `range` of `text` without JSON whitespace at either end.
+fn trimmed(text: &str, range: Range<usize>) -> Range<usize> {
+    let inner = text.get(range.clone()).unwrap_or_default();
+    let start = range.start + (inner.len() - inner.trim_start_matches(JSON_SPACE).len());
+    let end = range.end - (inner.len() - inner.trim_end_matches(JSON_SPACE).len());
+    start..end.max(start)
+}
+
+/// Where the items of a parsed array after the first `skip` are in its text: from the start
+/// of the first kept item to the end of the last (the items are slices of `raw`).
+fn items_range(raw: &str, items: &[&RawValue], skip: usize) -> Range<usize> {
+    match (items.get(skip), items.last()) {
+        (Some(first), Some(last)) => {
+            let start = first.get().as_ptr() as usize - raw.as_ptr() as usize;
+            let end = last.get().as_ptr() as usize - raw.as_ptr() as usize + last.get().len();
+            start..end
+        }
+        _ => 0..0,
     }
 }
 
@@ -141,28 +228,23 @@ impl EncodedArgs {
     }
 
     /// The arguments exactly as a received event carried them (name stripped): for relays.
-    pub(crate) fn from_event(event: &Event) -> Result<EncodedArgs, ArgsError> {
-        EncodedArgs::from_payload(&event.payload, 1)
+    pub(crate) fn from_event(event: &Event) -> EncodedArgs {
+        EncodedArgs {
+            items: event.args_text().to_owned(),
+            attachments: event.payload.attachments().to_vec(),
+        }
     }
 
-    /// The items of a received array payload (an event's data or an ack's), after the first
-    /// `skip`, unchanged: the placeholders keep their numbers, so the attachments go along
-    /// as they are.
-    pub(crate) fn from_payload(payload: &Payload, skip: usize) -> Result<EncodedArgs, ArgsError> {
+    /// The items of a received array payload (an ack's), unchanged: the placeholders keep
+    /// their numbers, so the attachments go along as they are.
+    pub(crate) fn from_payload(payload: &Payload) -> Result<EncodedArgs, ArgsError> {
         let raw = payload.raw().get();
         let items: Vec<&RawValue> = serde_json::from_str(raw).map_err(ArgsError::from)?;
-        // The items are slices of `raw`: the text from the first kept item to the end of the
-        // last is the kept items with their separators, copied once.
-        let kept = match (items.get(skip), items.last()) {
-            (Some(first), Some(last)) => {
-                let start = first.get().as_ptr() as usize - raw.as_ptr() as usize;
-                let end = last.get().as_ptr() as usize - raw.as_ptr() as usize + last.get().len();
-                raw.get(start..end).unwrap_or_default().to_owned()
-            }
-            _ => String::new(),
-        };
         Ok(EncodedArgs {
-            items: kept,
+            items: raw
+                .get(items_range(raw, &items, 0))
+                .unwrap_or_default()
+                .to_owned(),
             attachments: payload.attachments().to_vec(),
         })
     }
@@ -230,7 +312,37 @@ mod tests {
 
     fn event(json: &str, attachments: Vec<Vec<u8>>) -> Event {
         let raw = RawValue::from_string(json.to_owned()).expect("valid JSON");
-        Event::new("e".into(), Payload::from_raw(raw, attachments))
+        Event::from_payload(Payload::from_raw(raw, attachments)).expect("an event")
+    }
+
+    fn name_and_args(json: &str) -> Option<(String, String)> {
+        let raw = RawValue::from_string(json.to_owned()).expect("valid JSON");
+        let e = Event::from_payload(Payload::from_raw(raw, vec![]))?;
+        Some((e.name().to_owned(), e.args_text().to_owned()))
+    }
+
+    /// The fast path (a plain name read in place) and the parsing fallback agree on the
+    /// name and on the arguments a relay forwards.
+    #[test]
+    fn names_and_arguments_with_and_without_the_fast_path() {
+        let pair = |n: &str, a: &str| Some((n.to_owned(), a.to_owned()));
+        assert_eq!(
+            name_and_args(r#"["echo",1,{"a":[2]}]"#),
+            pair("echo", r#"1,{"a":[2]}"#)
+        );
+        assert_eq!(
+            name_and_args(r#"["echo", 1 , "x" ]"#),
+            pair("echo", r#"1 , "x""#)
+        );
+        assert_eq!(name_and_args(r#"["echo"]"#), pair("echo", ""));
+        assert_eq!(name_and_args(r#"["a\"b",1]"#), pair("a\"b", "1"));
+        assert_eq!(name_and_args(r#"["caf\u00e9"]"#), pair("café", ""));
+        assert_eq!(name_and_args(r#"[ "spaced" , 1]"#), pair("spaced", "1"));
+        assert_eq!(name_and_args(r#"["spaced" ,1 ]"#), pair("spaced", "1"));
+        assert_eq!(name_and_args(r#"[42,"x"]"#), pair("42", r#""x""#));
+        assert_eq!(name_and_args(r#"[""]"#), pair("", ""));
+        assert_eq!(name_and_args(r#"[{"a":1}]"#), None);
+        assert_eq!(name_and_args("[]"), None);
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! What handlers get: contexts with `&mut` access to the state, and the emit builder.
 
-use super::args::EncodedArgs;
+use super::args::{EncodedArgs, encode_packet};
 use super::{
     Ack, AckError, AckGroup, AckResults, AckWaiter, Command, Core, DisconnectReason, SocketKey,
     Stats, Timer, UserTimer, broadcast,
 };
 use crate::server::{Engine, EngineStats, Handshake, SessionId, ShutdownHandle, WakeHandle};
+use crate::socketio::packet::PacketType;
 use crate::socketio::value::Payload;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -140,10 +141,25 @@ impl<'a, S: 'static> ServerCx<'a, S> {
     /// Answers an acknowledgement with a received event's arguments, unchanged (binary
     /// attachments included).
     pub fn ack_event(&mut self, ack: Ack, event: &super::Event) -> bool {
-        match EncodedArgs::from_event(event) {
-            Ok(args) => self.send_ack(ack, &args),
-            Err(_) => false,
-        }
+        let Some(entry) = self.core.socket(ack.socket) else {
+            return false;
+        };
+        // Encoded straight from the event's text: no copy of the arguments in between.
+        let attachments = event.payload().attachments();
+        let kind = if attachments.is_empty() {
+            PacketType::Ack
+        } else {
+            PacketType::BinaryAck
+        };
+        let text = encode_packet(
+            kind,
+            &self.core.namespaces[entry.nsp].name,
+            Some(ack.id),
+            &["[", event.args_text(), "]"],
+            attachments.len(),
+        );
+        self.core
+            .send_to(self.engine, ack.socket, text, attachments, false)
     }
     /// The number of connected sockets in a namespace.
     pub fn socket_count(&self, nsp: &str) -> usize {
@@ -638,16 +654,13 @@ impl<'c, 'a, S: 'static> Emitter<'c, 'a, S> {
 
     /// Forwards a received event's arguments unchanged (no parsing): a relay.
     pub fn emit_event(self, event: &super::Event) -> bool {
-        match EncodedArgs::from_event(event) {
-            Ok(args) => self.emit_encoded(event.name(), &args),
-            Err(_) => false,
-        }
+        self.emit_encoded(event.name(), &EncodedArgs::from_event(event))
     }
 
     /// Emits an event whose arguments are the items of a received payload (an ack's
     /// answer, say), unchanged, binary attachments included.
     pub fn emit_payload(self, event: &str, payload: &Payload) -> bool {
-        match EncodedArgs::from_payload(payload, 0) {
+        match EncodedArgs::from_payload(payload) {
             Ok(args) => self.emit_encoded(event, &args),
             Err(_) => false,
         }

@@ -40,7 +40,7 @@ use crate::http::{Request, Response};
 use crate::rooms::RoomIndex;
 use crate::server::{Config, Engine, EngineHandler, SessionId, SharedMessages};
 use crate::socketio::binary::{Assembler, Complete};
-use crate::socketio::packet::{Limits, PacketType};
+use crate::socketio::packet::{DecodeError, Limits, PacketParts, PacketType};
 use crate::socketio::value::Payload;
 use args::{EncodedArgs, encode_packet};
 use base64::Engine as _;
@@ -49,7 +49,11 @@ use serde_json::value::RawValue;
 use slab::Slab;
 use std::any::Any;
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeSet, BinaryHeap, HashSet};
+// foldhash rather than SipHash for the per-message lookups (client, handler, ack): the keys
+// are the server's own ids and names the application registered; its seed is random per
+// process all the same.
+use foldhash::HashMap;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
@@ -109,7 +113,7 @@ impl<S: 'static> Namespace<S> {
             middleware: Vec::new(),
             on_connect: None,
             on_disconnect: None,
-            events: HashMap::new(),
+            events: HashMap::default(),
             any: None,
             event_middleware: Vec::new(),
         }
@@ -397,10 +401,10 @@ impl<S: 'static> Server<S> {
             state,
             config: SioConfig::default(),
             namespaces: Vec::new(),
-            nsp_by_name: HashMap::new(),
+            nsp_by_name: HashMap::default(),
             sockets: Slab::new(),
-            clients: HashMap::new(),
-            acks: HashMap::new(),
+            clients: HashMap::default(),
+            acks: HashMap::default(),
             groups: Slab::new(),
             timers: BinaryHeap::new(),
             pending_disconnects: Vec::new(),
@@ -421,7 +425,7 @@ impl<S: 'static> Server<S> {
                 core,
                 handlers: Vec::new(),
                 dynamic: Vec::new(),
-                user_timers: HashMap::new(),
+                user_timers: HashMap::default(),
                 http: None,
                 commands_rx,
             },
@@ -1011,15 +1015,22 @@ impl<S: 'static> Io<S> {
             })
     }
 
-    fn handle_packet(&mut self, engine: &mut Engine, session: SessionId, complete: Complete) {
-        let Complete {
-            packet,
-            attachments,
-        } = complete;
-        match packet.kind {
-            PacketType::Connect => self.connect(engine, session, &packet.nsp, packet.data),
+    /// One complete packet from a client (its attachments, if binary, collected).
+    #[allow(clippy::too_many_arguments)]
+    fn handle_packet(
+        &mut self,
+        engine: &mut Engine,
+        session: SessionId,
+        kind: PacketType,
+        nsp: &str,
+        id: Option<u64>,
+        data: Option<Box<RawValue>>,
+        attachments: Vec<Vec<u8>>,
+    ) {
+        match kind {
+            PacketType::Connect => self.connect(engine, session, nsp, data),
             PacketType::Disconnect => {
-                if let Some(key) = self.socket_in(session, &packet.nsp) {
+                if let Some(key) = self.socket_in(session, nsp) {
                     self.close_socket(
                         engine,
                         key,
@@ -1029,26 +1040,24 @@ impl<S: 'static> Io<S> {
                 }
             }
             PacketType::Event | PacketType::BinaryEvent => {
-                let Some(key) = self.socket_in(session, &packet.nsp) else {
+                let Some(key) = self.socket_in(session, nsp) else {
                     // reference: events for a namespace the client has not joined are ignored.
                     return;
                 };
-                let Some(data) = packet.data else {
+                let Some(data) = data else {
                     return self.parse_error(engine, session, &"event without data");
                 };
-                let name = match event_name(&data) {
-                    Some(n) => n,
-                    None => return self.parse_error(engine, session, &"event without a name"),
+                let Some(event) = Event::from_payload(Payload::from_raw(data, attachments)) else {
+                    return self.parse_error(engine, session, &"event without a name");
                 };
-                let event = Event::new(name, Payload::from_raw(data, attachments));
-                let ack = packet.id.map(|id| Ack { socket: key, id });
+                let ack = id.map(|id| Ack { socket: key, id });
                 self.dispatch_event(engine, key, event, ack);
             }
             PacketType::Ack | PacketType::BinaryAck => {
-                let Some(key) = self.socket_in(session, &packet.nsp) else {
+                let Some(key) = self.socket_in(session, nsp) else {
                     return;
                 };
-                let (Some(id), Some(data)) = (packet.id, packet.data) else {
+                let (Some(id), Some(data)) = (id, data) else {
                     return self.parse_error(engine, session, &"ack without id or data");
                 };
                 let socket_id = self
@@ -1135,27 +1144,6 @@ impl<S: 'static> Io<S> {
     }
 }
 
-/// The event name: the first element of the data array, a string (or a number, which the
-/// reference parser also accepts).
-fn event_name(data: &RawValue) -> Option<String> {
-    // The common case without a parse: `["name",...` with no escapes in the name (the
-    // packet decoder already checked that the whole data is valid JSON).
-    let raw = data.get();
-    if let Some(rest) = raw.strip_prefix("[\"")
-        && let Some(end) = rest.find(['"', '\\'])
-        && rest.as_bytes()[end] == b'"'
-    {
-        return Some(rest[..end].to_owned());
-    }
-    let items: Vec<&RawValue> = serde_json::from_str(data.get()).ok()?;
-    let first = items.first()?;
-    match serde_json::from_str::<serde_json::Value>(first.get()).ok()? {
-        serde_json::Value::String(s) => Some(s),
-        serde_json::Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
 impl<S: 'static> EngineHandler for Io<S> {
     fn on_open(&mut self, engine: &mut Engine, id: SessionId) {
         self.core.clients.insert(
@@ -1174,14 +1162,45 @@ impl<S: 'static> EngineHandler for Io<S> {
         let Some(client) = self.core.clients.get_mut(&id) else {
             return;
         };
-        let result = match message {
-            Message::Text(text) => client.assembler.push_text(&text),
-            Message::Binary(data) => client.assembler.push_binary(data),
-        };
-        match result {
-            Ok(Some(complete)) => self.handle_packet(engine, id, complete),
-            Ok(None) => {}
-            Err(e) => self.parse_error(engine, id, &e),
+        match message {
+            Message::Text(text) => {
+                if client.assembler.is_waiting() {
+                    return self.parse_error(engine, id, &DecodeError::UnexpectedText);
+                }
+                // Decoded in place: the namespace and data stay borrowed from the message
+                // until a handler needs them owned.
+                match PacketParts::decode(&text, &self.core.limits) {
+                    Ok(parts) if parts.attachments > 0 => {
+                        client.assembler.wait_for(parts.to_packet());
+                    }
+                    Ok(parts) => self.handle_packet(
+                        engine,
+                        id,
+                        parts.kind,
+                        parts.nsp,
+                        parts.id,
+                        parts.data.map(ToOwned::to_owned),
+                        Vec::new(),
+                    ),
+                    Err(e) => self.parse_error(engine, id, &e),
+                }
+            }
+            Message::Binary(data) => match client.assembler.push_binary(data) {
+                Ok(Some(Complete {
+                    packet,
+                    attachments,
+                })) => self.handle_packet(
+                    engine,
+                    id,
+                    packet.kind,
+                    &packet.nsp,
+                    packet.id,
+                    packet.data,
+                    attachments,
+                ),
+                Ok(None) => {}
+                Err(e) => self.parse_error(engine, id, &e),
+            },
         }
     }
 
@@ -1352,27 +1371,4 @@ pub(crate) fn broadcast<S>(
         }
     }
     sent
-}
-
-#[cfg(test)]
-mod event_name_tests {
-    use super::event_name;
-    use serde_json::value::RawValue;
-
-    fn name(json: &str) -> Option<String> {
-        event_name(&RawValue::from_string(json.to_owned()).expect("valid JSON"))
-    }
-
-    /// The fast path and the parsing fallback give the same names.
-    #[test]
-    fn names_with_and_without_the_fast_path() {
-        assert_eq!(name(r#"["echo",1,{"a":[2]}]"#).as_deref(), Some("echo"));
-        assert_eq!(name(r#"["a\"b",1]"#).as_deref(), Some("a\"b"));
-        assert_eq!(name(r#"["caf\u00e9"]"#).as_deref(), Some("café"));
-        assert_eq!(name(r#"[ "spaced" , 1]"#).as_deref(), Some("spaced"));
-        assert_eq!(name(r#"[42,"x"]"#).as_deref(), Some("42"));
-        assert_eq!(name(r#"[""]"#).as_deref(), Some(""));
-        assert_eq!(name(r#"[{"a":1}]"#), None);
-        assert_eq!(name("[]"), None);
-    }
 }

@@ -108,6 +108,16 @@ impl Assembler {
         }
     }
 
+    /// Takes a binary packet decoded by the caller (with at least one attachment) to wait
+    /// for its attachments, as [`Assembler::push_text`] does.
+    pub(crate) fn wait_for(&mut self, packet: Packet) {
+        debug_assert!(self.pending.is_none() && packet.attachments > 0);
+        self.pending = Some(Box::new(Complete {
+            packet,
+            attachments: Vec::new(),
+        }));
+    }
+
     /// Takes a binary Engine.IO message: the next attachment of the waiting packet. Returns
     /// the packet once its last attachment has arrived, `None` before that.
     ///

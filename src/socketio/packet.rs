@@ -330,73 +330,7 @@ impl Packet {
     /// # Ok::<(), DecodeError>(())
     /// ```
     pub fn decode(text: &str, limits: &Limits) -> Result<Packet, DecodeError> {
-        let Some(&digit) = text.as_bytes().first() else {
-            return Err(DecodeError::Empty);
-        };
-        let kind = PacketType::from_digit(digit).ok_or(DecodeError::UnknownType(digit))?;
-        // Every split below is right after an ASCII byte, so it is on a char boundary.
-        let mut rest = text.get(1..).unwrap_or_default();
-
-        let mut attachments = 0;
-        if kind.is_binary() {
-            let (count, after) = split_digits(rest);
-            let after = match after.strip_prefix('-') {
-                Some(after) if !count.is_empty() => after,
-                _ => return Err(DecodeError::InvalidAttachments),
-            };
-            // A count too big for u64 is above any limit.
-            let n = parse_u64(count).ok_or(DecodeError::TooManyAttachments)?;
-            if n == 0 {
-                return Err(DecodeError::InvalidAttachments);
-            }
-            attachments = usize::try_from(n).map_err(|_| DecodeError::TooManyAttachments)?;
-            if attachments > limits.max_attachments {
-                return Err(DecodeError::TooManyAttachments);
-            }
-            rest = after;
-        }
-
-        let nsp = if rest.starts_with('/') {
-            match rest.split_once(',') {
-                Some((nsp, after)) => {
-                    rest = after;
-                    nsp
-                }
-                None => std::mem::take(&mut rest),
-            }
-        } else {
-            "/"
-        };
-
-        let (digits, after) = split_digits(rest);
-        let id = if digits.is_empty() {
-            None
-        } else {
-            Some(parse_u64(digits).ok_or(DecodeError::InvalidId)?)
-        };
-        rest = after;
-
-        let data = if rest.is_empty() {
-            None
-        } else {
-            Some(
-                serde_json::from_str::<Box<RawValue>>(rest)
-                    .map_err(|_| DecodeError::InvalidJson)?,
-            )
-        };
-        check_payload(kind, data.as_deref())?;
-        if let Some(data) = &data
-            && kind.is_binary()
-        {
-            check_placeholders(data, attachments)?;
-        }
-        Ok(Packet {
-            kind,
-            nsp: nsp.to_owned(),
-            id,
-            data,
-            attachments,
-        })
+        PacketParts::decode(text, limits).map(|parts| parts.to_packet())
     }
 
     /// Appends the canonical wire form to `out`: the type digit, for a binary packet the
@@ -494,6 +428,99 @@ fn parse_u64(digits: &str) -> Option<u64> {
         n.checked_mul(10)?
             .checked_add(u64::from(b.wrapping_sub(b'0')))
     })
+}
+
+/// A decoded packet that borrows its namespace and data from the text: what
+/// [`Packet::decode`] checks, without its two allocations. The Socket.IO layer handles most
+/// packets straight from this and copies only what it keeps.
+#[derive(Debug)]
+pub(crate) struct PacketParts<'a> {
+    pub(crate) kind: PacketType,
+    pub(crate) nsp: &'a str,
+    pub(crate) id: Option<u64>,
+    pub(crate) data: Option<&'a RawValue>,
+    pub(crate) attachments: usize,
+}
+
+impl<'a> PacketParts<'a> {
+    /// See [`Packet::decode`]: the same checks, the same errors.
+    pub(crate) fn decode(text: &'a str, limits: &Limits) -> Result<PacketParts<'a>, DecodeError> {
+        let Some(&digit) = text.as_bytes().first() else {
+            return Err(DecodeError::Empty);
+        };
+        let kind = PacketType::from_digit(digit).ok_or(DecodeError::UnknownType(digit))?;
+        // Every split below is right after an ASCII byte, so it is on a char boundary.
+        let mut rest = text.get(1..).unwrap_or_default();
+
+        let mut attachments = 0;
+        if kind.is_binary() {
+            let (count, after) = split_digits(rest);
+            let after = match after.strip_prefix('-') {
+                Some(after) if !count.is_empty() => after,
+                _ => return Err(DecodeError::InvalidAttachments),
+            };
+            // A count too big for u64 is above any limit.
+            let n = parse_u64(count).ok_or(DecodeError::TooManyAttachments)?;
+            if n == 0 {
+                return Err(DecodeError::InvalidAttachments);
+            }
+            attachments = usize::try_from(n).map_err(|_| DecodeError::TooManyAttachments)?;
+            if attachments > limits.max_attachments {
+                return Err(DecodeError::TooManyAttachments);
+            }
+            rest = after;
+        }
+
+        let nsp = if rest.starts_with('/') {
+            match rest.split_once(',') {
+                Some((nsp, after)) => {
+                    rest = after;
+                    nsp
+                }
+                None => std::mem::take(&mut rest),
+            }
+        } else {
+            "/"
+        };
+
+        let (digits, after) = split_digits(rest);
+        let id = if digits.is_empty() {
+            None
+        } else {
+            Some(parse_u64(digits).ok_or(DecodeError::InvalidId)?)
+        };
+        rest = after;
+
+        let data = if rest.is_empty() {
+            None
+        } else {
+            Some(serde_json::from_str::<&RawValue>(rest).map_err(|_| DecodeError::InvalidJson)?)
+        };
+        check_payload(kind, data)?;
+        if let Some(data) = data
+            && kind.is_binary()
+        {
+            check_placeholders(data, attachments)?;
+        }
+        Ok(PacketParts {
+            kind,
+            nsp,
+            id,
+            data,
+            attachments,
+        })
+    }
+
+    /// The owned packet.
+    pub(crate) fn to_packet(&self) -> Packet {
+        Packet {
+            kind: self.kind,
+            nsp: self.nsp.to_owned(),
+            id: self.id,
+            data: self.data.map(ToOwned::to_owned),
+            attachments: self.attachments,
+        }
+    }
 }
 
 /// The reference's `isPayloadValid`, plus: data is required where the type is useless
