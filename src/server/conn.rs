@@ -219,7 +219,11 @@ impl WriteQueue {
                 });
             // Most flushes carry a few chunks: those slices live on the stack; a long queue
             // (a busy room's broadcasts) gets a heap list, paid once for many chunks.
-            let result = if self.chunks.len() <= SMALL_IOV {
+            let result = if let [only] = self.chunks.as_slices().0
+                && self.chunks.len() == 1
+            {
+                send_slices(stream, &[IoSlice::new(&only.as_ref()[offset..])])
+            } else if self.chunks.len() <= SMALL_IOV {
                 let mut small = [IoSlice::new(&[]); SMALL_IOV];
                 let mut n = 0;
                 for (slot, slice) in small.iter_mut().zip(slices) {

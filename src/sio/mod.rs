@@ -713,8 +713,12 @@ impl<S: 'static> Io<S> {
         for (id, timer) in self.core.new_timers.drain(..) {
             self.user_timers.insert(id, timer);
         }
-        for id in self.core.cancelled_timers.drain() {
-            self.user_timers.remove(&id);
+        // Draining a set walks its whole table even when it is empty, and this runs after
+        // every handler.
+        if !self.core.cancelled_timers.is_empty() {
+            for id in self.core.cancelled_timers.drain() {
+                self.user_timers.remove(&id);
+            }
         }
     }
 

@@ -35,7 +35,7 @@ use serde::Deserializer as _;
 use serde::de::{self, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
-use std::fmt::{self, Write as _};
+use std::fmt;
 
 /// Event names a peer may not use: they have a meaning of their own on one side or the
 /// other. An EVENT whose name is one of these is refused by [`Packet::decode`].
@@ -381,15 +381,33 @@ pub fn encode_head(
 ) {
     out.push(char::from(kind.to_digit()));
     if kind.is_binary() {
-        // Writing to a String cannot fail.
-        let _ = write!(out, "{attachments}-");
+        push_decimal(out, attachments as u64);
+        out.push('-');
     }
     if !nsp.is_empty() && nsp != "/" {
         out.push_str(nsp);
         out.push(',');
     }
     if let Some(id) = id {
-        let _ = write!(out, "{id}");
+        push_decimal(out, id);
+    }
+}
+
+/// Appends `n` in decimal: every ack carries an id, and `write!` goes through the
+/// formatting machinery for it.
+fn push_decimal(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[start..] {
+        out.push(char::from(d));
     }
 }
 
@@ -598,6 +616,23 @@ fn check_placeholders(data: &RawValue, attachments: usize) -> Result<(), DecodeE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ack_ids_and_attachment_counts_in_decimal() {
+        for (id, text) in [
+            (0, "30"),
+            (7, "37"),
+            (10, "310"),
+            (u64::MAX, "318446744073709551615"),
+        ] {
+            let mut out = String::new();
+            encode_head(PacketType::Ack, "/", Some(id), 0, &mut out);
+            assert_eq!(out, text);
+        }
+        let mut out = String::new();
+        encode_head(PacketType::BinaryEvent, "/a", Some(42), 12, &mut out);
+        assert_eq!(out, "512-/a,42");
+    }
 
     fn limits() -> Limits {
         Limits::default()
