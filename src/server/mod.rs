@@ -19,6 +19,7 @@
 
 mod config;
 mod conn;
+mod ctrl_c;
 mod engine_server;
 mod shared;
 
@@ -33,6 +34,7 @@ use crate::engineio::session::{CloseReason, Event, PollError, ProbeReply, Sessio
 use crate::http::{self, Parsed, Request, Response};
 use crate::ws::{self, FrameKind, FrameReader, WsEvent};
 use conn::{Chunk, Conn, ConnState, Pool, SessionKey, WsRole};
+use ctrl_c::CtrlC;
 
 use base64::Engine as _;
 use mio::net::TcpListener;
@@ -42,10 +44,11 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::io::{self, Read};
 use std::net::{IpAddr, Shutdown, SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Once, Weak};
 use std::time::{Duration, Instant};
 
+const CTRL_C: Token = Token(usize::MAX - 2);
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX);
 
@@ -267,31 +270,6 @@ impl ShutdownHandle {
         self.inner.requested.store(true, Ordering::SeqCst);
         let _ = self.inner.waker.wake();
     }
-}
-
-/// Every engine that asked to stop on Ctrl-C. `ctrlc` allows one handler per process, so
-/// the handler wakes them all.
-static CTRL_C_TARGETS: Mutex<Vec<Weak<Stopper>>> = Mutex::new(Vec::new());
-static CTRL_C_INSTALL: Once = Once::new();
-
-fn stop_on_ctrl_c(stopper: &Arc<Stopper>) {
-    if let Ok(mut targets) = CTRL_C_TARGETS.lock() {
-        targets.retain(|t| t.strong_count() > 0);
-        targets.push(Arc::downgrade(stopper));
-    }
-    CTRL_C_INSTALL.call_once(|| {
-        let result = ctrlc::set_handler(|| {
-            if let Ok(targets) = CTRL_C_TARGETS.lock() {
-                for t in targets.iter().filter_map(Weak::upgrade) {
-                    t.requested.store(true, Ordering::SeqCst);
-                    let _ = t.waker.wake();
-                }
-            }
-        });
-        if let Err(e) = result {
-            log::warn!("sioloop: cannot install the Ctrl-C handler: {e}");
-        }
-    });
 }
 
 /// The Engine.IO server state and its event loop. See the [module docs](self).
@@ -626,7 +604,14 @@ impl Engine {
     /// Runs the loop until a shutdown (Ctrl-C or a [`ShutdownHandle`]), then closes every
     /// session with `server shutting down`, flushes, and returns.
     pub fn run<H: EngineHandler>(&mut self, handler: &mut H) -> io::Result<()> {
-        stop_on_ctrl_c(&self.stopper);
+        // Dropped when `run` returns, which removes the handler's action.
+        let mut ctrl_c = match CtrlC::install(self.poll.registry(), CTRL_C, &self.stopper) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                log::warn!("sioloop: cannot install the Ctrl-C handler: {e}");
+                None
+            }
+        };
         let mut events = Events::with_capacity(1024);
         let mut shutdown_deadline: Option<Instant> = None;
         loop {
@@ -657,6 +642,12 @@ impl Engine {
                 match event.token() {
                     LISTENER => self.accept(),
                     WAKER => woken = true,
+                    CTRL_C => {
+                        if let Some(c) = &mut ctrl_c {
+                            c.drain();
+                        }
+                        self.stopper.requested.store(true, Ordering::SeqCst);
+                    }
                     token => {
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
                             // The peer's FIN or RST came with this edge: read to the end, or
