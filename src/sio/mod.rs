@@ -40,7 +40,7 @@ use crate::http::{Request, Response};
 use crate::rooms::RoomIndex;
 use crate::server::{Config, Engine, EngineHandler, SessionId, SharedMessages};
 use crate::socketio::binary::{Assembler, Complete};
-use crate::socketio::packet::{DecodeError, Limits, PacketParts, PacketType};
+use crate::socketio::packet::{Limits, PacketType};
 use crate::socketio::value::Payload;
 use args::{EncodedArgs, encode_packet};
 use base64::Engine as _;
@@ -1167,28 +1167,21 @@ impl<S: 'static> EngineHandler for Io<S> {
             return;
         };
         match message {
-            Message::Text(text) => {
-                if client.assembler.is_waiting() {
-                    return self.parse_error(engine, id, &DecodeError::UnexpectedText);
-                }
-                // Decoded in place: the namespace and data stay borrowed from the message
-                // until a handler needs them owned.
-                match PacketParts::decode(&text, &self.core.limits) {
-                    Ok(parts) if parts.attachments > 0 => {
-                        client.assembler.wait_for(parts.to_packet());
-                    }
-                    Ok(parts) => self.handle_packet(
-                        engine,
-                        id,
-                        parts.kind,
-                        parts.nsp,
-                        parts.id,
-                        parts.data.map(ToOwned::to_owned),
-                        Vec::new(),
-                    ),
-                    Err(e) => self.parse_error(engine, id, &e),
-                }
-            }
+            // Decoded in place: the namespace and data stay borrowed from the message until
+            // a handler needs them owned.
+            Message::Text(text) => match client.assembler.push_text_parts(&text) {
+                Ok(Some(parts)) => self.handle_packet(
+                    engine,
+                    id,
+                    parts.kind,
+                    parts.nsp,
+                    parts.id,
+                    parts.data.map(ToOwned::to_owned),
+                    Vec::new(),
+                ),
+                Ok(None) => {}
+                Err(e) => self.parse_error(engine, id, &e),
+            },
             Message::Binary(data) => match client.assembler.push_binary(data) {
                 Ok(Some(Complete {
                     packet,

@@ -6,7 +6,7 @@
 //! awaited, or a binary message while none are, is an error (the reference decoder throws and
 //! the server closes the connection). Every error is final and leaves the assembler empty.
 
-use crate::socketio::packet::{DecodeError, Limits, Packet};
+use crate::socketio::packet::{DecodeError, Limits, Packet, PacketParts};
 use crate::socketio::value::Payload;
 
 /// A packet with all of its attachments.
@@ -89,33 +89,33 @@ impl Assembler {
     /// Errors: [`DecodeError::UnexpectedText`] while a binary packet still waits for
     /// attachments, or any error of [`Packet::decode`]. The assembler is empty afterwards.
     pub fn push_text(&mut self, text: &str) -> Result<Option<Complete>, DecodeError> {
+        Ok(self.push_text_parts(text)?.map(|parts| Complete {
+            packet: parts.to_packet(),
+            attachments: Vec::new(),
+        }))
+    }
+
+    /// [`Assembler::push_text`] without copying a packet that is complete at once: its
+    /// namespace and data stay borrowed from `text`. Only a binary packet, which waits for
+    /// its attachments, is copied. Same errors, same state afterwards.
+    pub(crate) fn push_text_parts<'a>(
+        &mut self,
+        text: &'a str,
+    ) -> Result<Option<PacketParts<'a>>, DecodeError> {
         if self.pending.take().is_some() {
             return Err(DecodeError::UnexpectedText);
         }
-        let packet = Packet::decode(text, &self.limits)?;
-        if packet.kind.is_binary() && packet.attachments > 0 {
+        let parts = PacketParts::decode(text, &self.limits)?;
+        if parts.kind.is_binary() && parts.attachments > 0 {
             // No capacity up front: the count is only a promise (and the limit may be large).
             self.pending = Some(Box::new(Complete {
-                packet,
+                packet: parts.to_packet(),
                 attachments: Vec::new(),
             }));
             Ok(None)
         } else {
-            Ok(Some(Complete {
-                packet,
-                attachments: Vec::new(),
-            }))
+            Ok(Some(parts))
         }
-    }
-
-    /// Takes a binary packet decoded by the caller (with at least one attachment) to wait
-    /// for its attachments, as [`Assembler::push_text`] does.
-    pub(crate) fn wait_for(&mut self, packet: Packet) {
-        debug_assert!(self.pending.is_none() && packet.attachments > 0);
-        self.pending = Some(Box::new(Complete {
-            packet,
-            attachments: Vec::new(),
-        }));
     }
 
     /// Takes a binary Engine.IO message: the next attachment of the waiting packet. Returns
