@@ -264,20 +264,42 @@ impl EncodedArgs {
         self.packet(PacketType::Event, nsp, ack_id, data)
     }
 
-    /// The text of an ACK packet answering `ack_id` with these arguments.
-    pub(crate) fn ack_packet(&self, nsp: &str, ack_id: u64) -> String {
-        self.packet(PacketType::Ack, nsp, Some(ack_id), &["[", &self.items, "]"])
+    /// The arguments' JSON items, comma-separated, without brackets.
+    pub(crate) fn items(&self) -> &str {
+        &self.items
     }
 
     fn packet(&self, kind: PacketType, nsp: &str, id: Option<u64>, data: &[&str]) -> String {
-        let binary = !self.attachments.is_empty();
-        let kind = match (kind, binary) {
-            (PacketType::Event, true) => PacketType::BinaryEvent,
-            (PacketType::Ack, true) => PacketType::BinaryAck,
-            (k, _) => k,
-        };
-        encode_packet(kind, nsp, id, data, self.attachments.len())
+        args_packet(kind, nsp, id, data, self.attachments.len())
     }
+}
+
+/// The text of an ACK packet answering `ack_id` with `items` (JSON, comma-separated, without
+/// brackets) and `attachments` binary attachments.
+pub(crate) fn ack_packet(nsp: &str, ack_id: u64, items: &str, attachments: usize) -> String {
+    args_packet(
+        PacketType::Ack,
+        nsp,
+        Some(ack_id),
+        &["[", items, "]"],
+        attachments,
+    )
+}
+
+/// An EVENT or ACK packet carrying arguments: its binary variant when they have attachments.
+fn args_packet(
+    kind: PacketType,
+    nsp: &str,
+    id: Option<u64>,
+    data: &[&str],
+    attachments: usize,
+) -> String {
+    let kind = match (kind, attachments > 0) {
+        (PacketType::Event, true) => PacketType::BinaryEvent,
+        (PacketType::Ack, true) => PacketType::BinaryAck,
+        (k, _) => k,
+    };
+    encode_packet(kind, nsp, id, data, attachments)
 }
 
 /// Encodes a packet whose data is JSON text this crate produced (so it is valid), given as
@@ -394,7 +416,7 @@ mod tests {
             r#"2/chat,3["ev"]"#
         );
         let one = EncodedArgs::one(&[1, 2]).expect("encode");
-        assert_eq!(one.ack_packet("/", 7), "37[[1,2]]");
+        assert_eq!(ack_packet("/", 7, one.items(), 0), "37[[1,2]]");
         let bin = EncodedArgs::one(&ByteBuf::from(vec![9])).expect("encode");
         assert_eq!(
             bin.event_packet("/", "b", None),

@@ -1,12 +1,11 @@
 //! What handlers get: contexts with `&mut` access to the state, and the emit builder.
 
-use super::args::{EncodedArgs, encode_packet};
+use super::args::{EncodedArgs, ack_packet};
 use super::{
     Ack, AckError, AckGroup, AckResults, AckWaiter, Command, Core, DisconnectReason, SocketKey,
     Stats, Timer, UserTimer, broadcast,
 };
 use crate::server::{Engine, EngineStats, Handshake, SessionId, ShutdownHandle, WakeHandle};
-use crate::socketio::packet::PacketType;
 use crate::socketio::value::Payload;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -128,39 +127,28 @@ impl<'a, S: 'static> ServerCx<'a, S> {
     }
 
     fn send_ack(&mut self, ack: Ack, args: &EncodedArgs) -> bool {
+        self.send_ack_items(ack, args.items(), args.attachments())
+    }
+
+    /// Sends an ACK carrying `items` (JSON, comma-separated) and `attachments`.
+    fn send_ack_items(&mut self, ack: Ack, items: &str, attachments: &[Vec<u8>]) -> bool {
         // The socket's generation is checked: an ack for a socket that has gone (and whose
         // slot may have been reused) is refused.
         let Some(entry) = self.core.socket(ack.socket) else {
             return false;
         };
-        let text = args.ack_packet(&self.core.namespaces[entry.nsp].name, ack.id);
-        self.core
-            .send_to(self.engine, ack.socket, text, args.attachments(), false)
-    }
-
-    /// Answers an acknowledgement with a received event's arguments, unchanged (binary
-    /// attachments included).
-    pub fn ack_event(&mut self, ack: Ack, event: &super::Event) -> bool {
-        let Some(entry) = self.core.socket(ack.socket) else {
-            return false;
-        };
-        // Encoded straight from the event's text: no copy of the arguments in between.
-        let attachments = event.payload().attachments();
-        let kind = if attachments.is_empty() {
-            PacketType::Ack
-        } else {
-            PacketType::BinaryAck
-        };
-        let text = encode_packet(
-            kind,
-            &self.core.namespaces[entry.nsp].name,
-            Some(ack.id),
-            &["[", event.args_text(), "]"],
-            attachments.len(),
-        );
+        let nsp = &self.core.namespaces[entry.nsp].name;
+        let text = ack_packet(nsp, ack.id, items, attachments.len());
         self.core
             .send_to(self.engine, ack.socket, text, attachments, false)
     }
+
+    /// Answers an acknowledgement with a received event's arguments, unchanged (binary
+    /// attachments included), encoded straight from the event's text.
+    pub fn ack_event(&mut self, ack: Ack, event: &super::Event) -> bool {
+        self.send_ack_items(ack, event.args_text(), event.payload().attachments())
+    }
+
     /// The number of connected sockets in a namespace.
     pub fn socket_count(&self, nsp: &str) -> usize {
         self.core
