@@ -91,10 +91,10 @@ const SMALL_IOV: usize = 16;
 pub(crate) struct Pool {
     bytes: Vec<Vec<u8>>,
     lists: Vec<VecDeque<Chunk>>,
-    /// The engine's loop iteration, set by the engine each tick.
-    pub(crate) tick: u64,
-    /// The last tick something was taken from the pool.
-    used_tick: u64,
+    /// Something was taken since the last `release_if_unused`.
+    used: bool,
+    /// Consecutive `release_if_unused` calls (one per loop iteration) with nothing taken.
+    idle_ticks: u64,
 }
 
 /// The most byte buffers the pool keeps, and the largest (a buffer that grew for a big
@@ -113,7 +113,7 @@ impl Pool {
     pub(crate) fn take_bytes(&mut self) -> Vec<u8> {
         match self.bytes.pop() {
             Some(v) => {
-                self.used_tick = self.tick;
+                self.used = true;
                 v
             }
             None => Vec::new(),
@@ -133,7 +133,7 @@ impl Pool {
     fn take_list(&mut self) -> VecDeque<Chunk> {
         match self.lists.pop() {
             Some(list) => {
-                self.used_tick = self.tick;
+                self.used = true;
                 list
             }
             None => VecDeque::new(),
@@ -147,9 +147,15 @@ impl Pool {
         }
     }
 
-    /// Frees the pool if nothing was taken from it for a while.
+    /// Called once per loop iteration: frees the pool once nothing was taken from it for
+    /// `POOL_IDLE_TICKS` iterations.
     pub(crate) fn release_if_unused(&mut self) {
-        if self.tick.saturating_sub(self.used_tick) > POOL_IDLE_TICKS
+        if std::mem::take(&mut self.used) {
+            self.idle_ticks = 0;
+            return;
+        }
+        self.idle_ticks = self.idle_ticks.saturating_add(1);
+        if self.idle_ticks > POOL_IDLE_TICKS
             && (self.bytes.capacity() > 0 || self.lists.capacity() > 0)
         {
             self.bytes = Vec::new();
@@ -219,20 +225,17 @@ impl WriteQueue {
                 });
             // Most flushes carry a few chunks: those slices live on the stack; a long queue
             // (a busy room's broadcasts) gets a heap list, paid once for many chunks.
-            let result = if let [only] = self.chunks.as_slices().0
-                && self.chunks.len() == 1
-            {
-                send_slices(stream, &[IoSlice::new(&only.as_ref()[offset..])])
-            } else if self.chunks.len() <= SMALL_IOV {
-                let mut small = [IoSlice::new(&[]); SMALL_IOV];
-                let mut n = 0;
-                for (slot, slice) in small.iter_mut().zip(slices) {
-                    *slot = slice;
-                    n += 1;
+            // One chunk (an echo's reply) needs no slice array at all.
+            let result = match self.chunks.len() {
+                1 => send_slices(stream, &[IoSlice::new(&self.chunks[0].as_ref()[offset..])]),
+                n if n <= SMALL_IOV => {
+                    let mut small = [IoSlice::new(&[]); SMALL_IOV];
+                    for (slot, slice) in small.iter_mut().zip(slices) {
+                        *slot = slice;
+                    }
+                    send_slices(stream, &small[..n])
                 }
-                send_slices(stream, &small[..n])
-            } else {
-                send_slices(stream, &slices.collect::<Vec<_>>())
+                _ => send_slices(stream, &slices.collect::<Vec<_>>()),
             };
             match result {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),

@@ -636,7 +636,6 @@ impl Engine {
             }
             self.now = Instant::now();
             self.tick += 1;
-            self.pool.tick = self.tick;
             let mut woken = false;
             for event in events.iter() {
                 match event.token() {
