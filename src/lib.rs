@@ -36,6 +36,7 @@
 
 pub mod engineio;
 pub mod http;
+mod metrics;
 pub mod rooms;
 pub mod server;
 pub mod sio;

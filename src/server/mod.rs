@@ -386,6 +386,18 @@ impl Engine {
         self.now
     }
 
+    /// The driver's clock read now, for work scheduled outside a loop iteration (a timer
+    /// added before `run`). Inside handlers, [`Engine::now`] is the time to use.
+    pub fn clock(&self) -> Instant {
+        Instant::now()
+    }
+
+    /// Fills `buf` from the OS random source (ids a client must not guess). False if the
+    /// source failed.
+    pub fn fill_random(&mut self, buf: &mut [u8]) -> bool {
+        getrandom::fill(buf).is_ok()
+    }
+
     /// Whether a packet sent to the session now goes out this tick rather than waiting
     /// behind a backlog: its WebSocket wrote everything at the last flush, or a polling GET
     /// is held (or was answered this tick, so the packet rides with the next one at once).
@@ -418,82 +430,80 @@ impl Engine {
 
     /// The counters as Prometheus text.
     pub fn metrics_text(&self) -> String {
-        use std::fmt::Write;
+        use crate::metrics::{self, Kind};
         let s = &self.stats;
         let mut out = String::new();
-        let gauges = [
-            (
-                "sioloop_connections_open",
-                "Open TCP connections.",
-                self.conns.len() as u64,
-            ),
-            (
-                "sioloop_sessions_open",
-                "Open Engine.IO sessions.",
-                self.sessions.len() as u64,
-            ),
-        ];
-        for (name, help, value) in gauges {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-            );
-        }
-        let counters = [
-            (
-                "sioloop_connections_accepted_total",
-                "TCP connections accepted.",
-                s.connections_accepted,
-            ),
-            (
-                "sioloop_connections_refused_total",
-                "TCP connections refused by a limit.",
-                s.connections_refused,
-            ),
-            (
-                "sioloop_requests_refused_total",
-                "HTTP requests answered with an error.",
-                s.requests_refused,
-            ),
-            (
-                "sioloop_sessions_opened_total",
-                "Engine.IO sessions opened.",
-                s.sessions_opened,
-            ),
-            (
-                "sioloop_packets_in_total",
-                "Engine.IO packets received.",
-                s.packets_in,
-            ),
-            (
-                "sioloop_packets_out_total",
-                "Engine.IO packets sent.",
-                s.packets_out,
-            ),
-            (
-                "sioloop_bytes_in_total",
-                "Bytes read from sockets.",
-                s.bytes_in,
-            ),
-            (
-                "sioloop_bytes_out_total",
-                "Bytes written to sockets.",
-                s.bytes_out,
-            ),
-        ];
-        for (name, help, value) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-            );
-        }
+        metrics::single(
+            &mut out,
+            Kind::Gauge,
+            &[
+                (
+                    "sioloop_connections_open",
+                    "Open TCP connections.",
+                    self.conns.len() as u64,
+                ),
+                (
+                    "sioloop_sessions_open",
+                    "Open Engine.IO sessions.",
+                    self.sessions.len() as u64,
+                ),
+            ],
+        );
+        metrics::single(
+            &mut out,
+            Kind::Counter,
+            &[
+                (
+                    "sioloop_connections_accepted_total",
+                    "TCP connections accepted.",
+                    s.connections_accepted,
+                ),
+                (
+                    "sioloop_connections_refused_total",
+                    "TCP connections refused by a limit.",
+                    s.connections_refused,
+                ),
+                (
+                    "sioloop_requests_refused_total",
+                    "HTTP requests answered with an error.",
+                    s.requests_refused,
+                ),
+                (
+                    "sioloop_sessions_opened_total",
+                    "Engine.IO sessions opened.",
+                    s.sessions_opened,
+                ),
+                (
+                    "sioloop_packets_in_total",
+                    "Engine.IO packets received.",
+                    s.packets_in,
+                ),
+                (
+                    "sioloop_packets_out_total",
+                    "Engine.IO packets sent.",
+                    s.packets_out,
+                ),
+                (
+                    "sioloop_bytes_in_total",
+                    "Bytes read from sockets.",
+                    s.bytes_in,
+                ),
+                (
+                    "sioloop_bytes_out_total",
+                    "Bytes written to sockets.",
+                    s.bytes_out,
+                ),
+            ],
+        );
         let name = "sioloop_sessions_closed_total";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Engine.IO sessions closed, by reason.\n# TYPE {name} counter"
+        metrics::header(
+            &mut out,
+            Kind::Counter,
+            name,
+            "Engine.IO sessions closed, by reason.",
         );
         for reason in CLOSE_REASONS {
-            let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {}", s.closed(reason));
+            metrics::labelled(&mut out, name, "reason", reason.as_str(), s.closed(reason));
         }
         out
     }

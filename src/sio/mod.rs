@@ -522,7 +522,7 @@ impl<S: 'static> Server<S> {
         f: impl FnMut(&mut ServerCx<'_, S>) + 'static,
     ) -> TimerId {
         let id = self.io.core.add_timer(
-            Instant::now() + period,
+            self.engine.clock() + period,
             UserTimer {
                 period: Some(period),
                 f: Box::new(f),
@@ -568,9 +568,12 @@ fn normalize_nsp(name: &str) -> String {
     }
 }
 
-fn random_id() -> Option<String> {
+/// A socket id: 15 bytes from the engine's random source, in URL-safe base64 (20 chars).
+fn random_id(engine: &mut Engine) -> Option<String> {
     let mut raw = [0u8; 15];
-    getrandom::fill(&mut raw).ok()?;
+    if !engine.fill_random(&mut raw) {
+        return None;
+    }
     Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw))
 }
 
@@ -825,7 +828,7 @@ impl<S: 'static> Io<S> {
             return;
         }
         let id = loop {
-            let Some(id) = random_id() else {
+            let Some(id) = random_id(engine) else {
                 log::error!("sioloop: the OS random source failed");
                 engine.close(session);
                 return;
@@ -1224,62 +1227,54 @@ impl<S: 'static> EngineHandler for Io<S> {
     }
 
     fn metrics(&mut self, out: &mut String) {
-        use std::fmt::Write;
+        use crate::metrics::{self, Kind};
         let name = "sioloop_sockets";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Connected sockets, by namespace.\n# TYPE {name} gauge"
-        );
+        metrics::header(out, Kind::Gauge, name, "Connected sockets, by namespace.");
         for ns in &self.core.namespaces {
-            let _ = writeln!(out, "{name}{{nsp={:?}}} {}", ns.name, ns.sockets.len());
+            metrics::labelled(out, name, "nsp", &ns.name, ns.sockets.len() as u64);
         }
         let name = "sioloop_rooms";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Non-empty rooms, by namespace.\n# TYPE {name} gauge"
-        );
+        metrics::header(out, Kind::Gauge, name, "Non-empty rooms, by namespace.");
         for ns in &self.core.namespaces {
-            let _ = writeln!(out, "{name}{{nsp={:?}}} {}", ns.name, ns.rooms.room_count());
+            metrics::labelled(out, name, "nsp", &ns.name, ns.rooms.room_count() as u64);
         }
         let s = self.core.stats;
-        let counters = [
-            (
-                "sioloop_volatile_dropped_total",
-                "Volatile packets dropped.",
-                s.volatile_dropped,
-            ),
-            (
-                "sioloop_events_refused_total",
-                "Events refused by middleware or bad arguments.",
-                s.events_refused,
-            ),
-            (
-                "sioloop_events_rate_limited_total",
-                "Events over a socket's rate limit.",
-                s.events_rate_limited,
-            ),
-            (
-                "sioloop_connects_refused_total",
-                "Namespace connections refused.",
-                s.connects_refused,
-            ),
-            (
-                "sioloop_joins_refused_total",
-                "Room joins refused by a limit.",
-                s.joins_refused,
-            ),
-            (
-                "sioloop_namespaces_refused_total",
-                "Dynamic namespaces refused by the limit.",
-                s.namespaces_refused,
-            ),
-        ];
-        for (name, help, value) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-            );
-        }
+        metrics::single(
+            out,
+            Kind::Counter,
+            &[
+                (
+                    "sioloop_volatile_dropped_total",
+                    "Volatile packets dropped.",
+                    s.volatile_dropped,
+                ),
+                (
+                    "sioloop_events_refused_total",
+                    "Events refused by middleware or bad arguments.",
+                    s.events_refused,
+                ),
+                (
+                    "sioloop_events_rate_limited_total",
+                    "Events over a socket's rate limit.",
+                    s.events_rate_limited,
+                ),
+                (
+                    "sioloop_connects_refused_total",
+                    "Namespace connections refused.",
+                    s.connects_refused,
+                ),
+                (
+                    "sioloop_joins_refused_total",
+                    "Room joins refused by a limit.",
+                    s.joins_refused,
+                ),
+                (
+                    "sioloop_namespaces_refused_total",
+                    "Dynamic namespaces refused by the limit.",
+                    s.namespaces_refused,
+                ),
+            ],
+        );
     }
 
     fn on_timeout(&mut self, engine: &mut Engine) {
