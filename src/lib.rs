@@ -34,6 +34,7 @@
 #![deny(missing_docs, unsafe_code)]
 #![warn(missing_debug_implementations)]
 
+mod client_log;
 pub mod engineio;
 pub mod http;
 mod metrics;

@@ -61,6 +61,12 @@ pub struct Config {
     pub allowed_origins: Option<Vec<String>>,
     /// Serve the counters as Prometheus text at this path (default: off).
     pub metrics_path: Option<String>,
+    /// The server-wide budget for buffered input and output, in bytes (default 64 MiB):
+    /// unparsed input, WebSocket messages in fragments, binary attachments waiting for
+    /// their packet, and queued output, over every connection. Past it, the connections
+    /// holding the most queued output are closed as slow consumers first, and the
+    /// connections holding the most unfinished input are not read until memory frees up.
+    pub max_buffered_bytes: usize,
 }
 
 impl Default for Config {
@@ -83,6 +89,7 @@ impl Default for Config {
             max_queued_bytes: 1024 * 1024,
             allowed_origins: None,
             metrics_path: None,
+            max_buffered_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -173,6 +180,12 @@ impl Config {
     /// Allows sessions only from these origins (polling and WebSocket).
     pub fn allowed_origins(mut self, origins: &[&str]) -> Self {
         self.allowed_origins = Some(origins.iter().map(|o| (*o).to_owned()).collect());
+        self
+    }
+
+    /// Sets the server-wide budget for buffered input and output, in bytes.
+    pub fn max_buffered_bytes(mut self, bytes: usize) -> Self {
+        self.max_buffered_bytes = bytes;
         self
     }
 

@@ -27,6 +27,7 @@ pub use config::Config;
 pub use engine_server::{Context, EngineServer};
 pub use shared::SharedMessages;
 
+use crate::client_log::Clipped;
 use crate::engineio::TransportKind;
 use crate::engineio::handshake::{EngineQuery, RequestError, open_json};
 use crate::engineio::packet::{Message, Packet, decode_payload, encode_payload};
@@ -216,6 +217,8 @@ struct SessionSlot {
     timer_at: Option<Instant>,
     /// The loop iteration in which a held GET was last answered.
     answered_tick: u64,
+    /// Bytes the handler holds for this session (see [`Engine::hold`]).
+    held_by_handler: usize,
 }
 
 /// The length of a session id: 15 random bytes in URL-safe base64.
@@ -310,6 +313,8 @@ pub struct Engine {
     per_ip: HashMap<IpAddr, usize>,
     stats: EngineStats,
     allow_request: Option<AllowRequest>,
+    /// Rate limit for log lines a client can cause.
+    client_log: crate::client_log::PeerLogLimiter,
     now: Instant,
 }
 
@@ -353,6 +358,7 @@ impl Engine {
             per_ip: HashMap::new(),
             stats: EngineStats::default(),
             allow_request: None,
+            client_log: Default::default(),
             now: Instant::now(),
         })
     }
@@ -396,6 +402,29 @@ impl Engine {
     /// source failed.
     pub fn fill_random(&mut self, buf: &mut [u8]) -> bool {
         getrandom::fill(buf).is_ok()
+    }
+
+    /// Whether a log line about something this session's client caused may be written: at
+    /// most a few per peer address per second (see `client_log`). Such lines are `debug`.
+    pub(crate) fn may_log_client(&mut self, id: SessionId) -> bool {
+        let Some(peer) = self.slot(id).map(|s| s.handshake.address.ip()) else {
+            return false;
+        };
+        self.may_log_peer(peer)
+    }
+
+    fn may_log_peer(&mut self, peer: IpAddr) -> bool {
+        log::log_enabled!(log::Level::Debug) && self.client_log.allow(peer, self.now)
+    }
+
+    /// Tells the engine that the handler holds `bytes` on behalf of this session (binary
+    /// attachments waiting for the rest of their packet): they count against
+    /// [`Config::max_buffered_bytes`], the server-wide memory budget. Each call replaces the
+    /// previous figure; a closed session's figure is dropped with it.
+    pub fn hold(&mut self, id: SessionId, bytes: usize) {
+        if let Some(slot) = self.slot_mut(id) {
+            slot.held_by_handler = bytes;
+        }
     }
 
     /// Whether a packet sent to the session now goes out this tick rather than waiting
@@ -833,7 +862,11 @@ impl Engine {
                             b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 20\r\nConnection: close\r\n\r\ntoo many connections",
                         );
                         self.stats.connections_refused += 1;
-                        log::info!("sioloop: refused a connection from {peer}: connection limit");
+                        if self.may_log_peer(peer.ip()) {
+                            log::debug!(
+                                "sioloop: refused a connection from {peer}: connection limit"
+                            );
+                        }
                         continue;
                     }
                     let _ = stream.set_nodelay(true);
@@ -1268,6 +1301,7 @@ impl Engine {
             held_get: None,
             timer_at: None,
             answered_tick: u64::MAX,
+            held_by_handler: 0,
         });
         self.sids.insert(sid, index);
         self.stats.sessions_opened += 1;
@@ -1434,7 +1468,13 @@ impl Engine {
         if let (Some(allowed), Some(o)) = (&self.config.allowed_origins, origin)
             && !allowed.iter().any(|a| a == o)
         {
-            log::info!("sioloop: refused a request from origin {o:?}");
+            let peer = self.conns[token.0].peer;
+            if self.may_log_peer(peer.ip()) {
+                log::debug!(
+                    "sioloop: refused a request from {peer}: origin {}",
+                    Clipped(o)
+                );
+            }
             return self.respond_error(token, RequestError::Forbidden, origin, false);
         }
         if query.sid.is_none() {
@@ -1546,11 +1586,11 @@ impl Engine {
                         self.respond(token, &response, origin, keep_alive);
                     }
                     Err(e) => {
-                        log::debug!(
-                            "sioloop: bad polling payload from {}: {e}",
-                            slot.sid.as_str()
-                        );
                         slot.session.close(CloseReason::ParseError, now);
+                        let peer = slot.handshake.address;
+                        if self.may_log_peer(peer.ip()) {
+                            log::debug!("sioloop: bad polling payload from {peer}: {e}");
+                        }
                         self.respond_error(token, RequestError::BadRequest, origin, keep_alive);
                     }
                 }
@@ -1618,9 +1658,12 @@ impl Engine {
         let (consumed, event) = match reader.read(unread) {
             Ok(r) => r,
             Err(e) => {
-                log::debug!("sioloop: websocket error from {}: {e}", conn.peer);
+                let peer = conn.peer;
                 conn.inbuf.clear();
                 conn.inbuf_consumed = 0;
+                if self.may_log_peer(peer.ip()) {
+                    log::debug!("sioloop: websocket error from {peer}: {e}");
+                }
                 self.fail_ws(
                     token,
                     session,

@@ -1003,7 +1003,9 @@ impl<S: 'static> Io<S> {
         session: SessionId,
         what: &dyn std::fmt::Display,
     ) {
-        log::debug!("sioloop: closing a client after a bad packet: {what}");
+        if engine.may_log_client(session) {
+            log::debug!("sioloop: closing a client after a bad packet: {what}");
+        }
         self.drop_client(engine, session, DisconnectReason::ParseError);
         engine.close(session);
     }
