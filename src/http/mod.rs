@@ -266,7 +266,11 @@ impl std::error::Error for HttpError {}
 pub fn parse_head(buf: &[u8], limits: &HeadLimits) -> Result<Parsed, HttpError> {
     let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers];
     let mut req = httparse::Request::new(&mut headers);
-    let head_len = match req.parse(buf) {
+    // Only the first `max_head_bytes` are ever looked at, so the verdict on the same bytes
+    // does not depend on how they arrived: a head that is still incomplete there is too
+    // large, whatever follows (a byte past the limit must not turn 431 into 400).
+    let window = &buf[..buf.len().min(limits.max_head_bytes)];
+    let head_len = match req.parse(window) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
             if buf.len() > limits.max_head_bytes {
@@ -504,6 +508,51 @@ impl Cors {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a connection answers for `bytes` fed in pieces of `step` bytes: the first
+    /// verdict that is not `Partial`, as the driver stops there.
+    fn verdict_in_pieces(
+        bytes: &[u8],
+        step: usize,
+        limits: &HeadLimits,
+    ) -> Result<Parsed, HttpError> {
+        let mut end = 0;
+        loop {
+            end = (end + step).min(bytes.len());
+            match parse_head(&bytes[..end], limits) {
+                Ok(Parsed::Partial) if end < bytes.len() => continue,
+                other => return other,
+            }
+        }
+    }
+
+    #[test]
+    fn the_verdict_does_not_depend_on_how_the_bytes_arrive() {
+        let limits = HeadLimits {
+            max_head_bytes: 64,
+            max_headers: 4,
+        };
+        // Valid up to past the limit, then malformed: once 431 in pieces, once 400 whole.
+        let mut head = format!("GET /{} HTTP/1.1\r\n", "a".repeat(70)).into_bytes();
+        head.extend_from_slice(b"\x01\x01\r\n\r\n");
+        let cases: [&[u8]; 4] = [
+            &head,
+            b"GET / HTTP/1.1\r\na: 1\r\nb: 2\r\nc: 3\r\nd: 4\r\ne: 5\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n\r\n",
+        ];
+        for bytes in cases {
+            let whole = verdict_in_pieces(bytes, bytes.len(), &limits);
+            for step in 1..bytes.len() {
+                assert_eq!(
+                    verdict_in_pieces(bytes, step, &limits),
+                    whole,
+                    "{:?} in pieces of {step}",
+                    String::from_utf8_lossy(bytes)
+                );
+            }
+        }
+    }
 
     #[test]
     fn head_limits_and_errors() {

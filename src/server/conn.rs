@@ -1,7 +1,6 @@
 //! One TCP connection: its input buffer, its write queue, and what it is carrying now.
 
 use crate::ws::FrameReader;
-use mio::net::TcpStream;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
@@ -105,6 +104,8 @@ const MAX_POOLED_BYTES_CAPACITY: usize = 4096;
 /// A broadcast to a thousand clients takes and gives back a thousand lists in one tick.
 const MAX_POOLED_LISTS: usize = 1024;
 const MAX_POOLED_LIST_CHUNKS: usize = 512;
+/// An input buffer above this capacity shrinks when what it holds is a quarter of it.
+const SHRINK_ABOVE: usize = 64 * 1024;
 /// Loop iterations without a use after which the pool is freed.
 const POOL_IDLE_TICKS: u64 = 1000;
 
@@ -208,7 +209,7 @@ impl WriteQueue {
     /// no output buffer, and the next busy one reuses them instead of allocating.
     pub(crate) fn flush(
         &mut self,
-        stream: &mut TcpStream,
+        mut send: impl FnMut(&[IoSlice<'_>]) -> io::Result<usize>,
         written_total: &mut u64,
         pool: &mut Pool,
     ) -> io::Result<()> {
@@ -227,15 +228,15 @@ impl WriteQueue {
             // (a busy room's broadcasts) gets a heap list, paid once for many chunks.
             // One chunk (an echo's reply) needs no slice array at all.
             let result = match self.chunks.len() {
-                1 => send_slices(stream, &[IoSlice::new(&self.chunks[0].as_ref()[offset..])]),
+                1 => send(&[IoSlice::new(&self.chunks[0].as_ref()[offset..])]),
                 n if n <= SMALL_IOV => {
                     let mut small = [IoSlice::new(&[]); SMALL_IOV];
                     for (slot, slice) in small.iter_mut().zip(slices) {
                         *slot = slice;
                     }
-                    send_slices(stream, &small[..n])
+                    send(&small[..n])
                 }
-                _ => send_slices(stream, &slices.collect::<Vec<_>>()),
+                _ => send(&slices.collect::<Vec<_>>()),
             };
             match result {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -275,31 +276,9 @@ impl WriteQueue {
     }
 }
 
-/// Writes the slices with `send` (one slice) or `sendmsg` (several) rather than
-/// `write`/`writev`: the socket calls go straight to the protocol, skipping the VFS layer a
-/// file write passes through (the file-position lock, permission hooks), which is a few
-/// percent of the CPU an echo costs on loopback. `MSG_NOSIGNAL`: a peer that reset the
-/// connection makes the call fail with `EPIPE` instead of raising `SIGPIPE`, which would
-/// kill a process that did not ignore it.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-fn send_slices(stream: &mut TcpStream, slices: &[IoSlice<'_>]) -> io::Result<usize> {
-    let socket = socket2::SockRef::from(&*stream);
-    match slices {
-        [one] => socket.send_with_flags(one, libc::MSG_NOSIGNAL),
-        _ => socket.send_vectored_with_flags(slices, libc::MSG_NOSIGNAL),
-    }
-}
-
-/// Elsewhere a plain vectored write (Rust programs ignore `SIGPIPE` by default).
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn send_slices(stream: &mut TcpStream, slices: &[IoSlice<'_>]) -> io::Result<usize> {
-    std::io::Write::write_vectored(stream, slices)
-}
-
-/// One accepted TCP connection.
+/// One accepted TCP connection (its socket is the transport's, under the same index).
 #[derive(Debug)]
 pub(crate) struct Conn {
-    pub(crate) stream: TcpStream,
     pub(crate) peer: SocketAddr,
     /// Distinguishes this connection from a later one in the same slab slot.
     pub(crate) generation: u32,
@@ -320,25 +299,56 @@ pub(crate) struct Conn {
     /// When the connection's current wait ends: a request head (slowloris), an idle
     /// keep-alive, or a lingering close's wait for the peer's EOF.
     pub(crate) deadline: Option<Instant>,
+    /// Messages it may still have decoded this turn (its share of the loop).
+    pub(crate) share: u32,
+    /// The turn in which it last had its share.
+    pub(crate) served_tick: u64,
+    /// Its share ran out with complete input still in `inbuf`, parsed before reading more.
+    pub(crate) input_waiting: bool,
+    /// On the engine's list of connections served first next turn.
+    pub(crate) deferred: bool,
+    /// The peer's FIN or an error was reported: read until the end is seen.
+    pub(crate) read_to_end: bool,
+    /// Not read until the memory budget has room (see `budget.rs`).
+    pub(crate) paused: bool,
+    /// Refused at accept, sending its `503`: not counted against the connection limits.
+    pub(crate) refused: bool,
+    /// What the memory budget counts for it now.
+    pub(crate) accounted: usize,
 }
 
 impl Conn {
     /// Drops the bytes the parsers consumed in this pass, and gives the buffer back to
-    /// `pool` once it is empty: an idle connection holds no input buffer.
+    /// `pool` once it is empty: an idle connection holds no input buffer. A buffer that grew
+    /// for one large message shrinks again once what is left is much smaller.
     pub(crate) fn compact_inbuf(&mut self, pool: &mut Pool) {
         if self.inbuf_consumed > 0 {
             self.inbuf
                 .drain(..self.inbuf_consumed.min(self.inbuf.len()));
             self.inbuf_consumed = 0;
         }
-        if self.inbuf.is_empty() && self.inbuf.capacity() > 0 {
-            pool.give_bytes(std::mem::take(&mut self.inbuf));
+        if self.inbuf.is_empty() {
+            if self.inbuf.capacity() > 0 {
+                pool.give_bytes(std::mem::take(&mut self.inbuf));
+            }
+        } else if self.inbuf.capacity() > SHRINK_ABOVE
+            && self.inbuf.len() * 4 < self.inbuf.capacity()
+        {
+            self.inbuf.shrink_to(self.inbuf.len() * 2);
         }
     }
 
-    pub(crate) fn new(stream: TcpStream, peer: SocketAddr, generation: u32) -> Conn {
+    /// Input it holds: its buffer (as allocated) and a WebSocket message in fragments.
+    pub(crate) fn input_held(&self) -> usize {
+        let fragments = match &self.state {
+            ConnState::WebSocket { reader, .. } => reader.buffered(),
+            _ => 0,
+        };
+        self.inbuf.capacity() + fragments
+    }
+
+    pub(crate) fn new(peer: SocketAddr, generation: u32) -> Conn {
         Conn {
-            stream,
             peer,
             generation,
             inbuf: Vec::new(),
@@ -349,6 +359,14 @@ impl Conn {
             flush_queued: false,
             backlogged: false,
             deadline: None,
+            share: 0,
+            served_tick: 0,
+            input_waiting: false,
+            deferred: false,
+            read_to_end: false,
+            paused: false,
+            refused: false,
+            accounted: 0,
         }
     }
 }

@@ -25,7 +25,7 @@ impl CtrlC {
     pub(crate) fn install(
         registry: &Registry,
         token: Token,
-        _stopper: &std::sync::Arc<super::Stopper>,
+        _stopper: &std::sync::Arc<super::handles::Stopper>,
     ) -> io::Result<CtrlC> {
         let (mut rx, tx) = mio::net::UnixStream::pair()?;
         registry.register(&mut rx, token, mio::Interest::READABLE)?;
@@ -60,12 +60,11 @@ impl CtrlC {
     pub(crate) fn install(
         _registry: &Registry,
         _token: Token,
-        stopper: &Arc<super::Stopper>,
+        stopper: &Arc<super::handles::Stopper>,
     ) -> io::Result<CtrlC> {
-        use std::sync::atomic::Ordering;
         use std::sync::{Mutex, Once, Weak};
         // `ctrlc` allows one handler per process, so the handler wakes every engine.
-        static TARGETS: Mutex<Vec<Weak<super::Stopper>>> = Mutex::new(Vec::new());
+        static TARGETS: Mutex<Vec<Weak<super::handles::Stopper>>> = Mutex::new(Vec::new());
         static INSTALL: Once = Once::new();
         if let Ok(mut targets) = TARGETS.lock() {
             targets.retain(|t| t.strong_count() > 0);
@@ -76,8 +75,7 @@ impl CtrlC {
             result = ctrlc::set_handler(|| {
                 if let Ok(targets) = TARGETS.lock() {
                     for t in targets.iter().filter_map(Weak::upgrade) {
-                        t.requested.store(true, Ordering::SeqCst);
-                        let _ = t.waker.wake();
+                        t.request_shutdown();
                     }
                 }
             })

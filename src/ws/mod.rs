@@ -88,6 +88,13 @@ impl FrameReader {
         }
     }
 
+    /// Bytes of a fragmented message held until its last fragment arrives.
+    pub fn buffered(&self) -> usize {
+        self.fragments
+            .as_ref()
+            .map_or(0, |(_, data)| data.capacity())
+    }
+
     /// Reads frames from the start of `buf` until one yields an event or the buffer holds no
     /// complete frame. Returns the bytes consumed (a caller drops them from its buffer) and
     /// the event, if one completed. Non-final fragments are consumed into the reader's state,

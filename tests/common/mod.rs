@@ -9,12 +9,24 @@ use std::sync::Mutex;
 
 /// Builds `examples/<name>` once per test binary (debug profile) and returns its path.
 pub fn example_binary(name: &str) -> PathBuf {
+    example_binary_in(name, "debug")
+}
+
+/// Builds `examples/<name>` once per test binary in `profile` (`debug` or `release`) and
+/// returns its path. Tests whose figures are about speed (latency under load) run a
+/// release build, as a deployment would.
+pub fn example_binary_in(name: &str, profile: &str) -> PathBuf {
     static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    if !built.iter().any(|b| b == name) {
+    let key = format!("{profile}/{name}");
+    if !built.contains(&key) {
+        let mut args = vec!["build", "--quiet", "--example", name];
+        if profile == "release" {
+            args.push("--release");
+        }
         let out = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--example", name])
+            .args(&args)
             .current_dir(&manifest)
             .output()
             .unwrap_or_else(|e| panic!("run cargo build: {e}"));
@@ -24,12 +36,12 @@ pub fn example_binary(name: &str) -> PathBuf {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        built.push(name.to_owned());
+        built.push(key);
     }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| manifest.join("target"));
-    target.join("debug").join("examples").join(name)
+    target.join(profile).join("examples").join(name)
 }
 
 /// A running example server, killed when dropped.
@@ -43,7 +55,16 @@ impl ExampleServer {
     /// Starts `examples/<name>` with `args` plus `--port 0`, and waits for its
     /// `listening on <addr>` line.
     pub fn start(name: &str, args: &[&str]) -> ExampleServer {
-        let mut child = Command::new(example_binary(name))
+        ExampleServer::start_binary(example_binary(name), args)
+    }
+
+    /// Starts the release build of `examples/<name>`, as [`ExampleServer::start`] does.
+    pub fn start_release(name: &str, args: &[&str]) -> ExampleServer {
+        ExampleServer::start_binary(example_binary_in(name, "release"), args)
+    }
+
+    fn start_binary(binary: PathBuf, args: &[&str]) -> ExampleServer {
+        let mut child = Command::new(binary)
             .args(args)
             .args(["--port", "0"])
             .stdout(Stdio::piped())

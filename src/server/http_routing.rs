@@ -1,0 +1,330 @@
+//! HTTP on a connection: parsing requests, routing them (Engine.IO handshake, polling GET
+//! and POST, WebSocket upgrade, the metrics page, the application's own paths) and writing
+//! responses.
+
+use super::conn::ConnState;
+use super::{Engine, EngineHandler};
+use crate::client_log::Clipped;
+use crate::engineio::TransportKind;
+use crate::engineio::handshake::{EngineQuery, RequestError};
+use crate::engineio::packet::decode_payload;
+use crate::engineio::session::{CloseReason, PollError};
+use crate::http::{self, Parsed, Request, Response};
+use mio::Token;
+use std::net::SocketAddr;
+
+type AllowRequestFn = Box<dyn FnMut(&Request, SocketAddr) -> bool>;
+
+pub(super) struct AllowRequest(pub(super) AllowRequestFn);
+
+impl std::fmt::Debug for AllowRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AllowRequest")
+    }
+}
+
+impl Engine {
+    pub(super) fn process_input(&mut self, token: Token) {
+        self.parse_input(token);
+        if let Some(conn) = self.conns.get_mut(token.0) {
+            conn.compact_inbuf(&mut self.pool);
+        }
+    }
+
+    pub(super) fn parse_input(&mut self, token: Token) {
+        loop {
+            let Some(conn) = self.conns.get_mut(token.0) else {
+                return;
+            };
+            if conn.close_after_flush {
+                conn.inbuf.clear();
+                return;
+            }
+            if conn.share == 0 {
+                // Its share of this turn is used: the rest waits for the next turn.
+                if conn.inbuf.len() > conn.inbuf_consumed {
+                    conn.input_waiting = true;
+                    self.defer(token);
+                }
+                return;
+            }
+            match &conn.state {
+                ConnState::Http => {
+                    if !self.process_http(token) {
+                        return;
+                    }
+                }
+                ConnState::WebSocket { .. } => {
+                    if !self.process_ws(token) {
+                        return;
+                    }
+                }
+                ConnState::HeldGet { .. } | ConnState::Lingering => return,
+            }
+        }
+    }
+
+    /// Parses one HTTP request from the connection's buffer and answers or routes it.
+    /// Returns whether to keep parsing this connection's input.
+    pub(super) fn process_http(&mut self, token: Token) -> bool {
+        let conn = &mut self.conns[token.0];
+        let parsed = match http::parse_head(&conn.inbuf, &self.config.head_limits) {
+            Ok(p) => p,
+            Err(e) => {
+                let response = Response::new(e.status(), "text/plain", e.to_string());
+                self.respond(token, &response, None, false);
+                return false;
+            }
+        };
+        let Parsed::Complete {
+            mut request,
+            head_len,
+            body_len,
+        } = parsed
+        else {
+            return false;
+        };
+        let is_engine = request.path.starts_with(&self.config.path)
+            || request.path == self.config.path.trim_end_matches('/');
+        if is_engine && body_len > self.config.max_payload {
+            // Refuse before buffering it. The connection closes: skipping an unread body
+            // is not worth the complexity for a client that broke the limit it was given.
+            let origin = request.header("origin").map(str::to_owned);
+            if let Some(key) = EngineQuery::parse(&request.query)
+                .sid
+                .and_then(|sid| self.session_by_sid(sid))
+            {
+                self.close_session(key.into(), CloseReason::TransportError);
+            }
+            self.respond_error(token, RequestError::BadRequest, origin.as_deref(), false);
+            return false;
+        }
+        if !is_engine && body_len > self.config.max_payload {
+            let response = Response::new(413, "text/plain", "body too large");
+            self.respond(token, &response, None, false);
+            return false;
+        }
+        let conn = &mut self.conns[token.0];
+        if conn.inbuf.len() < head_len + body_len {
+            return false;
+        }
+        request.body = conn.inbuf[head_len..head_len + body_len].to_vec();
+        conn.inbuf.drain(..head_len + body_len);
+        conn.share = conn.share.saturating_sub(1);
+        if is_engine {
+            self.handle_engine_request(token, request);
+        } else {
+            // Answered by the handler in `settle`; parsing resumes after the response so
+            // pipelined responses keep their order.
+            self.pending_http.push((token, request));
+            return false;
+        }
+        true
+    }
+
+    pub(super) fn respond(
+        &mut self,
+        token: Token,
+        response: &Response,
+        origin: Option<&str>,
+        keep_alive: bool,
+    ) {
+        let Some(conn) = self.conns.get_mut(token.0) else {
+            return;
+        };
+        let keep_alive = keep_alive && !self.shutting_down;
+        let mut response = response.clone();
+        if let Some(cors) = &self.config.cors {
+            cors.add_headers(origin, &mut response.headers);
+        }
+        if response.status >= 400 {
+            self.stats.requests_refused += 1;
+        }
+        conn.out
+            .extend_with(&mut self.pool, |out| response.write_to(out, keep_alive));
+        if !keep_alive {
+            conn.close_after_flush = true;
+        }
+        self.queue_flush(token);
+        self.arm_idle_deadline(token);
+    }
+
+    pub(super) fn respond_error(
+        &mut self,
+        token: Token,
+        error: RequestError,
+        origin: Option<&str>,
+        keep_alive: bool,
+    ) {
+        let response = Response::new(error.http_status(), "application/json", error.json());
+        self.respond(token, &response, origin, keep_alive);
+    }
+
+    pub(super) fn handle_engine_request(&mut self, token: Token, request: Request) {
+        let origin = request.header("origin").map(str::to_owned);
+        let origin = origin.as_deref();
+        let keep_alive = request.keep_alive();
+        if request.method == "OPTIONS"
+            && let Some(cors) = &self.config.cors
+        {
+            let response = cors.preflight(&request);
+            self.respond(token, &response, None, keep_alive);
+            return;
+        }
+        let query = EngineQuery::parse(&request.query);
+        let transport = match query.validate(&self.config.transports) {
+            Ok(t) => t,
+            Err(e) => return self.respond_error(token, e, origin, keep_alive),
+        };
+        if let (Some(allowed), Some(o)) = (&self.config.allowed_origins, origin)
+            && !allowed.iter().any(|a| a == o)
+        {
+            let peer = self.conns[token.0].peer;
+            if self.may_log_peer(peer.ip()) {
+                log::debug!(
+                    "sioloop: refused a request from {peer}: origin {}",
+                    Clipped(o)
+                );
+            }
+            return self.respond_error(token, RequestError::Forbidden, origin, false);
+        }
+        if query.sid.is_none() {
+            let peer = self.conns[token.0].peer;
+            if let Some(AllowRequest(allow)) = self.allow_request.as_mut()
+                && !allow(&request, peer)
+            {
+                return self.respond_error(token, RequestError::Forbidden, origin, false);
+            }
+        }
+        let sid = query.sid.map(str::to_owned);
+        let session = match sid.as_deref() {
+            Some(sid) => match self.session_by_sid(sid) {
+                Some(key) => Some(key),
+                None => {
+                    return self.respond_error(token, RequestError::UnknownSid, origin, keep_alive);
+                }
+            },
+            None => None,
+        };
+        if request.is_websocket_upgrade() {
+            if transport != TransportKind::WebSocket {
+                return self.respond_error(token, RequestError::BadRequest, origin, false);
+            }
+            return self.handle_ws_upgrade(token, request, session);
+        }
+        let Some(key) = session else {
+            // A handshake.
+            if request.method != "GET" {
+                return self.respond_error(
+                    token,
+                    RequestError::BadHandshakeMethod,
+                    origin,
+                    keep_alive,
+                );
+            }
+            if transport != TransportKind::Polling {
+                return self.respond_error(token, RequestError::BadRequest, origin, keep_alive);
+            }
+            let peer = self.conns[token.0].peer;
+            let origin_owned = origin.map(str::to_owned);
+            match self.new_session(TransportKind::Polling, peer, request) {
+                Ok(key) => {
+                    self.sessions[key.index].held_get = Some(token);
+                    self.conns[token.0].state = ConnState::HeldGet {
+                        session: key,
+                        origin: origin_owned,
+                        keep_alive,
+                    };
+                }
+                Err(e) => self.respond_error(token, e, origin_owned.as_deref(), false),
+            }
+            return;
+        };
+        if transport != TransportKind::Polling {
+            return self.respond_error(token, RequestError::BadRequest, origin, keep_alive);
+        }
+        let now = self.now;
+        self.dirty_sessions.push(key.index);
+        let slot = &mut self.sessions[key.index];
+        match request.method.as_str() {
+            "GET" => match slot.session.handle_poll_get(now) {
+                Ok(()) => {
+                    slot.held_get = Some(token);
+                    self.conns[token.0].state = ConnState::HeldGet {
+                        session: key,
+                        origin: origin.map(str::to_owned),
+                        keep_alive,
+                    };
+                }
+                Err(PollError::Closed) => {
+                    self.respond_error(token, RequestError::UnknownSid, origin, keep_alive)
+                }
+                Err(PollError::TransportMismatch | PollError::Overlap) => {
+                    self.respond_error(token, RequestError::BadRequest, origin, keep_alive)
+                }
+            },
+            "POST" => {
+                match slot.session.check_poll(now) {
+                    Ok(()) => {}
+                    Err(PollError::Closed) => {
+                        return self.respond_error(
+                            token,
+                            RequestError::UnknownSid,
+                            origin,
+                            keep_alive,
+                        );
+                    }
+                    Err(_) => {
+                        return self.respond_error(
+                            token,
+                            RequestError::BadRequest,
+                            origin,
+                            keep_alive,
+                        );
+                    }
+                }
+                if !slot.session.is_open() {
+                    // Closed but lingering for its last GET: nothing more is accepted.
+                    return self.respond_error(token, RequestError::UnknownSid, origin, keep_alive);
+                }
+                match decode_payload(&request.body, self.config.max_packets_per_payload) {
+                    Ok(packets) => {
+                        self.stats.packets_in += packets.len() as u64;
+                        for packet in packets {
+                            slot.session.handle_packet(packet, now);
+                        }
+                        let response = Response::new(200, "text/html", "ok");
+                        self.respond(token, &response, origin, keep_alive);
+                    }
+                    Err(e) => {
+                        slot.session.close(CloseReason::ParseError, now);
+                        let peer = slot.handshake.address;
+                        if self.may_log_peer(peer.ip()) {
+                            log::debug!("sioloop: bad polling payload from {peer}: {e}");
+                        }
+                        self.respond_error(token, RequestError::BadRequest, origin, keep_alive);
+                    }
+                }
+            }
+            _ => self.respond_error(token, RequestError::BadRequest, origin, keep_alive),
+        }
+    }
+
+    pub(super) fn handle_pending_http<H: EngineHandler>(&mut self, handler: &mut H) {
+        while let Some((token, request)) = self.pending_http.pop() {
+            let keep_alive = request.keep_alive();
+            let origin = request.header("origin").map(str::to_owned);
+            let response = if self.config.metrics_path.as_deref() == Some(request.path.as_str()) {
+                let mut text = self.metrics_text();
+                handler.metrics(&mut text);
+                Response::new(200, "text/plain; version=0.0.4", text)
+            } else {
+                handler
+                    .on_http(&request)
+                    .unwrap_or_else(|| Response::new(404, "text/plain", "not found"))
+            };
+            self.respond(token, &response, origin.as_deref(), keep_alive);
+            self.reparse.push(token);
+        }
+    }
+}
