@@ -119,6 +119,18 @@ fn oversized_post_is_refused_and_closes_the_session() {
     let sid = handshake(addr, expected);
     // Under the limit: fine.
     let small = format!("4{}", "a".repeat(50));
+    // Exactly the limit, twice on one keep-alive connection: both taken.
+    let full = format!("4{}", "a".repeat(99));
+    let mut conn = Conn::open(addr);
+    for _ in 0..2 {
+        let res = conn.request("POST", &poll_url(&sid), &[], full.as_bytes());
+        assert_eq!(
+            (res.status, res.text()),
+            (200, "ok".into()),
+            "POST of maxPayload"
+        );
+    }
+    assert_eq!(collect_packets(addr, &sid, 2), [full.clone(), full]);
     let res = post(addr, &poll_url(&sid), small.as_bytes());
     assert_eq!(
         (res.status, res.text()),
@@ -129,11 +141,10 @@ fn oversized_post_is_refused_and_closes_the_session() {
     // Over the limit.
     let big = format!("4{}", "a".repeat(199));
     let res = post(addr, &poll_url(&sid), big.as_bytes());
-    assert_error(
-        &res,
-        3,
-        "Bad request",
-        "POST of 200 bytes with maxPayload 100",
+    assert_eq!(res.status, 413, "POST of 200 bytes with maxPayload 100");
+    assert_eq!(
+        res.json(),
+        serde_json::json!({ "code": 3, "message": "Bad request" })
     );
     assert_session_gone(addr, &sid, &[], "after the oversized POST");
     handshake(addr, expected);

@@ -15,7 +15,8 @@
 //!    is back under the budget. Their clients stopped reading; the rest should not pay.
 //! 2. *Then input*: a connection holding at least [`INPUT_FLOOR`] of unfinished input (a
 //!    large message in progress, fragments, attachments) is not read until the sum is
-//!    back under the budget; its bytes wait in the kernel and TCP slows its sender. Other
+//!    back under the budget (or its peer closes); its bytes wait in the kernel and TCP
+//!    slows its sender. Other
 //!    connections are still read, [`SQUEEZED_READ`] bytes at a time, so well-behaved
 //!    clients keep working. A paused client that never finishes is ended by its own
 //!    deadlines (its pongs wait unread, so the heartbeat closes it; attachments have a
@@ -25,6 +26,7 @@ use super::Engine;
 use super::conn::ConnState;
 use crate::engineio::session::CloseReason;
 use mio::Token;
+use std::time::Instant;
 
 /// A connection holding at least this much unfinished input is paused over the budget.
 pub(super) const INPUT_FLOOR: usize = 16 * 1024;
@@ -38,7 +40,8 @@ pub(super) const SQUEEZED_READ: usize = 4 * 1024;
 pub(super) struct Budget {
     limit: usize,
     total: usize,
-    paused: Vec<Token>,
+    /// Paused connections, with when each was paused.
+    paused: Vec<(Token, Instant)>,
 }
 
 impl Budget {
@@ -53,6 +56,11 @@ impl Budget {
     /// Bytes buffered now, over every connection and session.
     pub(super) fn total(&self) -> usize {
         self.total
+    }
+
+    /// Connections paused now.
+    pub(super) fn paused_count(&self) -> usize {
+        self.paused.len()
     }
 
     pub(super) fn over(&self) -> bool {
@@ -75,8 +83,8 @@ impl Engine {
         let Some(conn) = self.conns.get_mut(token.0) else {
             return;
         };
-        let held = conn.input_held() + conn.out.len();
-        self.budget.recount(conn.accounted, held);
+        let held = u32::try_from(conn.input_held() + conn.out.len()).unwrap_or(u32::MAX);
+        self.budget.recount(conn.accounted as usize, held as usize);
         conn.accounted = held;
     }
 
@@ -100,6 +108,11 @@ impl Engine {
         let Some(conn) = self.conns.get(token.0) else {
             return false;
         };
+        if conn.read_to_end {
+            // Its peer has closed or failed: what is left is final and bounded by the
+            // limits, and reading it to the end is what frees the connection.
+            return false;
+        }
         let mut held = conn.input_held();
         if let ConnState::WebSocket { session, .. } = &conn.state
             && let Some(slot) = self.slot((*session).into())
@@ -112,7 +125,7 @@ impl Engine {
         let conn = &mut self.conns[token.0];
         if !conn.paused {
             conn.paused = true;
-            self.budget.paused.push(token);
+            self.budget.paused.push((token, self.now));
             self.stats.reads_paused_by_budget += 1;
         }
         true
@@ -123,11 +136,13 @@ impl Engine {
         if self.budget.over() || self.budget.paused.is_empty() {
             return;
         }
-        for token in std::mem::take(&mut self.budget.paused) {
+        for (token, since) in std::mem::take(&mut self.budget.paused) {
             if let Some(conn) = self.conns.get_mut(token.0)
                 && conn.paused
             {
                 conn.paused = false;
+                let paused_for = self.now.saturating_duration_since(since);
+                self.stats.paused_by_budget_micros += paused_for.as_micros() as u64;
                 self.service_input(token, false);
             }
         }

@@ -300,9 +300,10 @@ pub(crate) struct Conn {
     /// keep-alive, or a lingering close's wait for the peer's EOF.
     pub(crate) deadline: Option<Instant>,
     /// Messages it may still have decoded this turn (its share of the loop).
-    pub(crate) share: u32,
-    /// The turn in which it last had its share.
-    pub(crate) served_tick: u64,
+    pub(crate) share: u8,
+    /// The turn in which it last had its share (the low bits of the turn count: equal
+    /// only within one turn, or 4 billion turns apart).
+    pub(crate) served_tick: u32,
     /// Its share ran out with complete input still in `inbuf`, parsed before reading more.
     pub(crate) input_waiting: bool,
     /// On the engine's list of connections served first next turn.
@@ -313,8 +314,9 @@ pub(crate) struct Conn {
     pub(crate) paused: bool,
     /// Refused at accept, sending its `503`: not counted against the connection limits.
     pub(crate) refused: bool,
-    /// What the memory budget counts for it now.
-    pub(crate) accounted: usize,
+    /// What the memory budget counts for it now (saturating: a connection holds at most
+    /// a few times `max_payload`).
+    pub(crate) accounted: u32,
 }
 
 impl Conn {
@@ -368,5 +370,21 @@ impl Conn {
             refused: false,
             accounted: 0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_idle_connection_is_small() {
+        // Every idle client costs this much (plus the slab's slot and the transport's
+        // 4 bytes); it is what BENCHMARKS.md's RSS per connection is made of.
+        assert!(
+            std::mem::size_of::<Conn>() <= 216,
+            "{}",
+            std::mem::size_of::<Conn>()
+        );
     }
 }

@@ -24,7 +24,7 @@ use std::time::Duration;
 /// decoded per turn before the handlers run. Small enough that a flooding client delays a
 /// turn by well under a millisecond, large enough that a busy client pays one syscall per
 /// many messages.
-pub(super) const MESSAGES_PER_TURN: u32 = 64;
+pub(super) const MESSAGES_PER_TURN: u8 = 64;
 /// Bytes read from one connection per turn (a large upload takes several turns).
 const BYTES_PER_TURN: usize = 4 * READ_CHUNK;
 /// How long a closing connection waits for the peer's EOF before it is dropped anyway.
@@ -90,7 +90,8 @@ impl Engine {
     /// last share, then reading. `to_the_end`: the peer's FIN or an error came with this
     /// edge, so reading goes on (over later turns) until the end is seen.
     pub(super) fn service_input(&mut self, token: Token, to_the_end: bool) {
-        let tick = self.tick;
+        // The low bits suffice to tell this turn from the last one.
+        let tick = self.tick as u32;
         let Some(conn) = self.conns.get_mut(token.0) else {
             return;
         };
@@ -271,7 +272,7 @@ impl Engine {
         }
         let conn = self.conns.remove(token.0);
         self.transport.close(token.0);
-        self.budget.release(conn.accounted);
+        self.budget.release(conn.accounted as usize);
         if conn.refused {
             self.refusing -= 1;
         } else if let Some(n) = self.per_ip.get_mut(&conn.peer.ip()) {

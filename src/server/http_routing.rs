@@ -96,7 +96,11 @@ impl Engine {
             {
                 self.close_session(key.into(), CloseReason::TransportError);
             }
-            self.respond_error(token, RequestError::BadRequest, origin.as_deref(), false);
+            // 413 as the reference server answers, with the Engine.IO error body of a bad
+            // request so the reason is readable.
+            let error = RequestError::BadRequest;
+            let response = Response::new(413, "application/json", error.json());
+            self.respond(token, &response, origin.as_deref(), false);
             return false;
         }
         if !is_engine && body_len > self.config.max_payload {

@@ -293,6 +293,12 @@ impl Engine {
         self.allow_request = Some(AllowRequest(Box::new(f)));
     }
 
+    /// Bytes buffered now, over every connection and session: what the memory budget
+    /// ([`Config::max_buffered_bytes`]) counts. Also served as `sioloop_buffered_bytes`.
+    pub fn buffered_bytes(&self) -> usize {
+        self.budget.total()
+    }
+
     /// The number of open sessions.
     pub fn session_count(&self) -> usize {
         self.sessions.len()

@@ -29,6 +29,8 @@ pub struct EngineStats {
     /// Times a connection was not read because the server-wide memory budget
     /// (`Config::max_buffered_bytes`) was spent and it held the most unfinished input.
     pub reads_paused_by_budget: u64,
+    /// How long connections stayed paused by the memory budget, in all (microseconds).
+    pub paused_by_budget_micros: u64,
     /// Connections closed as slow consumers to bring the server back under its memory budget.
     pub closed_by_budget: u64,
     /// Connections refused at accept that were answered `503` and closed gracefully.
@@ -83,6 +85,16 @@ impl Engine {
                     "sioloop_sessions_open",
                     "Open Engine.IO sessions.",
                     self.sessions.len() as u64,
+                ),
+                (
+                    "sioloop_connections_deferred",
+                    "Connections with input left for the next turn (fair reads).",
+                    self.deferred.len() as u64,
+                ),
+                (
+                    "sioloop_connections_paused_by_budget",
+                    "Connections not read until the memory budget has room.",
+                    self.budget.paused_count() as u64,
                 ),
                 (
                     "sioloop_buffered_bytes",
@@ -144,6 +156,11 @@ impl Engine {
                     "sioloop_reads_paused_by_budget_total",
                     "Reads paused because the memory budget was spent.",
                     s.reads_paused_by_budget,
+                ),
+                (
+                    "sioloop_paused_by_budget_seconds_total",
+                    "Time connections stayed paused by the memory budget, in all (whole seconds).",
+                    s.paused_by_budget_micros / 1_000_000,
                 ),
                 (
                     "sioloop_closed_by_budget_total",
