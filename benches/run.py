@@ -369,15 +369,15 @@ def main() -> None:
 
     if "sioloop" in servers:
         run_step("build sioloop bench_server",
-                 ["cargo", "build", "--release", "--example", "bench_server"], ROOT, BUILD_TIMEOUT)
+                 ["cargo", "build", "--release", "--locked", "--example", "bench_server"], ROOT, BUILD_TIMEOUT)
     if "socketioxide" in servers:
-        run_step("build socketioxide-bench", ["cargo", "build", "--release"],
+        run_step("build socketioxide-bench", ["cargo", "build", "--release", "--locked"],
                  SOCKETIOXIDE_DIR, BUILD_TIMEOUT)
     if "node" in servers and not (NODE_DIR / "node_modules").exists():
         run_step("npm ci", ["npm", "ci"], NODE_DIR, 600)
     loadgen = opts.loadgen
     if loadgen is None:
-        run_step("build loadgen", ["cargo", "build", "--release", "--manifest-path",
+        run_step("build loadgen", ["cargo", "build", "--release", "--locked", "--manifest-path",
                                    LOADGEN_DIR / "Cargo.toml"], ROOT, BUILD_TIMEOUT)
         loadgen = LOADGEN_BIN
     loadgen = loadgen.resolve()

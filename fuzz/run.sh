@@ -22,6 +22,9 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
 
+# The lock file is part of the tree: a stale one would be rewritten by the build and leave
+# the checkout dirty. `cargo fuzz build` has no --locked, so check it first.
+cargo metadata --locked --format-version 1 >/dev/null
 cargo fuzz build
 
 logs=target/fuzz-logs
