@@ -1,10 +1,10 @@
 //! What handlers get: contexts with `&mut` access to the state, and the emit builder.
 
+use super::acks::{AckGroup, AckWaiter};
 use super::args::{EncodedArgs, ack_packet};
-use super::{
-    Ack, AckError, AckGroup, AckResults, AckWaiter, Command, Core, DisconnectReason, SocketKey,
-    Stats, Timer, UserTimer, broadcast,
-};
+use super::core::{Command, Core, SocketEntry, broadcast};
+use super::timers::{Timer, UserTimer};
+use super::{Ack, AckError, AckResults, DisconnectReason, SocketKey, Stats};
 use crate::server::{Engine, EngineStats, Handshake, SessionId, ShutdownHandle, WakeHandle};
 use crate::socketio::value::Payload;
 use serde::Serialize;
@@ -230,7 +230,7 @@ impl<'a, S: 'static> SocketCx<'a, S> {
         }
     }
 
-    fn entry(&self) -> Option<&super::SocketEntry> {
+    fn entry(&self) -> Option<&SocketEntry> {
         self.server.core.socket(self.key)
     }
 

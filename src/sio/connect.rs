@@ -1,0 +1,152 @@
+//! CONNECT: finding (or creating) the namespace, running its middlewares, creating the
+//! socket; and the CONNECT_ERROR a refused client gets.
+
+use super::args::encode_packet;
+use super::core::{SocketEntry, SocketKey};
+use super::dispatch::Io;
+use super::{ConnectCx, ConnectError, ServerCx, SocketCx};
+use crate::engineio::Message;
+use crate::server::{Engine, SessionId};
+use crate::socketio::packet::PacketType;
+use base64::Engine as _;
+use serde_json::value::RawValue;
+use std::any::Any;
+use std::sync::Arc;
+
+/// A socket id: 15 bytes from the engine's random source, in URL-safe base64 (20 chars).
+fn random_id(engine: &mut Engine) -> Option<String> {
+    let mut raw = [0u8; 15];
+    if !engine.fill_random(&mut raw) {
+        return None;
+    }
+    Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw))
+}
+
+impl<S: 'static> Io<S> {
+    /// The namespace called `name`: an existing one, or a new child of the first dynamic
+    /// namespace that matches it.
+    fn find_namespace(&mut self, name: &str) -> Option<usize> {
+        if let Some(&i) = self.core.nsp_by_name.get(name) {
+            return Some(i);
+        }
+        let handlers = self
+            .dynamic
+            .iter()
+            .find(|(matches, _)| matches(name))
+            .map(|(_, h)| *h)?;
+        self.core.dynamic_namespaces += 1;
+        Some(self.core.add_namespace(name.to_owned(), handlers))
+    }
+
+    /// A CONNECT packet: find the namespace, run the middlewares, create the socket.
+    pub(super) fn connect(
+        &mut self,
+        engine: &mut Engine,
+        session: SessionId,
+        nsp_name: &str,
+        auth: Option<Box<RawValue>>,
+    ) {
+        if self.socket_in(session, nsp_name).is_some() {
+            return;
+        }
+        let is_new = !self.core.nsp_by_name.contains_key(nsp_name);
+        if is_new
+            && self.core.dynamic_namespaces >= self.core.config.max_dynamic_namespaces
+            && self.dynamic.iter().any(|(matches, _)| matches(nsp_name))
+        {
+            self.core.stats.namespaces_refused += 1;
+            let error = ConnectError::new("Too many namespaces");
+            return send_connect_error(engine, session, nsp_name, &error);
+        }
+        let Some(nsp) = self.find_namespace(nsp_name) else {
+            self.core.stats.connects_refused += 1;
+            let error = ConnectError::new("Invalid namespace");
+            return send_connect_error(engine, session, nsp_name, &error);
+        };
+        let handlers = self.core.namespaces[nsp].handlers;
+        let mut data: Option<Box<dyn Any>> = None;
+        let mut rooms: Vec<String> = Vec::new();
+        for mw in self.handlers[handlers].middleware.iter_mut() {
+            let mut cx = ConnectCx {
+                server: ServerCx {
+                    engine,
+                    core: &mut self.core,
+                },
+                session,
+                nsp: nsp_name,
+                auth: auth.as_deref(),
+                data: &mut data,
+                rooms: &mut rooms,
+            };
+            if let Err(e) = mw(&mut cx) {
+                self.core.stats.connects_refused += 1;
+                send_connect_error(engine, session, nsp_name, &e);
+                self.after_handler(engine);
+                return;
+            }
+        }
+        self.after_handler(engine);
+        // The session may have closed while the middlewares ran.
+        if !self.core.clients.contains_key(&session) {
+            return;
+        }
+        let id = loop {
+            let Some(id) = random_id(engine) else {
+                log::error!("sioloop: the OS random source failed");
+                engine.close(session);
+                return;
+            };
+            // Every socket is in the room of its own id, so the room indexes know every id
+            // in use (a scan of all sockets here made connecting quadratic).
+            let in_use = self
+                .core
+                .namespaces
+                .iter()
+                .any(|ns| ns.rooms.members(&id).next().is_some());
+            if !in_use {
+                break id;
+            }
+        };
+        self.core.generation = self.core.generation.wrapping_add(1);
+        let generation = self.core.generation;
+        let id: Arc<str> = Arc::from(id);
+        let index = self.core.sockets.insert(SocketEntry {
+            generation,
+            id: id.clone(),
+            nsp,
+            session,
+            auth,
+            data,
+            next_ack_id: 0,
+            bucket: None,
+        });
+        let key = SocketKey { index, generation };
+        let ns = &mut self.core.namespaces[nsp];
+        ns.sockets.insert(key);
+        // Every socket is in a room named after its own id.
+        ns.rooms.join_shared(key, id.clone());
+        for room in rooms {
+            self.core.join(key, &room);
+        }
+        if let Some(client) = self.core.clients.get_mut(&session) {
+            // Exactly sized: almost every client joins one namespace, and a first push
+            // would reserve room for four.
+            client.sockets.reserve_exact(1);
+            client.sockets.push(key);
+            client.connected = true;
+        }
+        let sid = serde_json::json!({ "sid": &*id }).to_string();
+        let text = encode_packet(PacketType::Connect, nsp_name, None, &[&sid], 0);
+        engine.send(session, Message::Text(text));
+        if let Some(f) = self.handlers[handlers].on_connect.as_mut() {
+            f(&mut SocketCx::new(engine, &mut self.core, key));
+        }
+        self.after_handler(engine);
+    }
+}
+
+/// Refuses a CONNECT: the client gets CONNECT_ERROR `{message, data}` for the namespace.
+fn send_connect_error(engine: &mut Engine, session: SessionId, nsp: &str, error: &ConnectError) {
+    let text = encode_packet(PacketType::ConnectError, nsp, None, &[&error.to_json()], 0);
+    engine.send(session, Message::Text(text));
+}

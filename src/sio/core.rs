@@ -1,0 +1,242 @@
+//! The state handlers act on (`Core`): namespaces, sockets, clients, acks, timers and
+//! counters, with the helpers every part of the layer shares: looking a socket up,
+//! selecting sockets by room, joining a room within the limits, and sending.
+
+use super::acks::{AckGroup, AckWaiter};
+use super::args::EncodedArgs;
+use super::config::{Bucket, RoomValidator, SioConfig};
+use super::timers::{Timer, UserTimer};
+use super::{DisconnectReason, ServerCx, Stats};
+use crate::engineio::Message;
+use crate::rooms::RoomIndex;
+use crate::server::{Engine, SessionId, SharedMessages};
+use crate::socketio::binary::Assembler;
+use crate::socketio::packet::Limits;
+use serde_json::value::RawValue;
+use slab::Slab;
+use std::any::Any;
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashSet};
+// foldhash rather than SipHash for the per-message lookups (client, handler, ack): the keys
+// are the server's own ids and names the application registered; its seed is random per
+// process all the same.
+use foldhash::HashMap;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Instant;
+
+/// Identifies one socket (one client in one namespace) inside the server; stale keys (of
+/// disconnected sockets whose slot was reused) are told apart by a generation.
+#[derive(Clone, Copy, Debug, Eq, PartialEq, Hash, Ord, PartialOrd)]
+pub struct SocketKey {
+    pub(super) index: usize,
+    pub(super) generation: u32,
+}
+
+/// A closure sent to the loop by a [`Handle`](super::Handle).
+pub(super) type Command<S> = Box<dyn FnOnce(&mut ServerCx<'_, S>) + Send>;
+
+/// A namespace that exists: static, or a child created by a dynamic namespace.
+#[derive(Debug)]
+pub(super) struct NamespaceState {
+    pub(super) name: String,
+    /// Index into `Io::handlers`.
+    pub(super) handlers: usize,
+    pub(super) rooms: RoomIndex<SocketKey>,
+    pub(super) sockets: BTreeSet<SocketKey>,
+}
+
+pub(super) struct SocketEntry {
+    pub(super) generation: u32,
+    /// Shared with the room of the socket's own id (one allocation for both).
+    pub(super) id: Arc<str>,
+    pub(super) nsp: usize,
+    pub(super) session: SessionId,
+    pub(super) auth: Option<Box<RawValue>>,
+    pub(super) data: Option<Box<dyn Any>>,
+    pub(super) next_ack_id: u64,
+    pub(super) bucket: Option<Bucket>,
+}
+
+pub(super) struct ClientState {
+    pub(super) sockets: Vec<SocketKey>,
+    pub(super) assembler: Assembler,
+    /// Whether a namespace was ever joined (else the connect timeout closes the session).
+    pub(super) connected: bool,
+}
+
+/// The state handlers act on: everything but the handlers themselves.
+pub(crate) struct Core<S> {
+    pub(super) state: S,
+    pub(super) config: SioConfig,
+    pub(super) namespaces: Vec<NamespaceState>,
+    pub(super) nsp_by_name: HashMap<String, usize>,
+    pub(super) sockets: Slab<SocketEntry>,
+    pub(super) clients: HashMap<SessionId, ClientState>,
+    pub(super) acks: HashMap<(SocketKey, u64), AckWaiter<S>>,
+    pub(super) groups: Slab<AckGroup<S>>,
+    pub(super) timers: BinaryHeap<Reverse<(Instant, Timer)>>,
+    /// Sockets to disconnect once the running handler returns.
+    pub(super) pending_disconnects: Vec<(SocketKey, DisconnectReason, bool)>,
+    /// Connections to close after the pending disconnects (so their DISCONNECT packets
+    /// are queued before the close).
+    pub(super) pending_connection_closes: Vec<SessionId>,
+    pub(super) new_timers: Vec<(u64, UserTimer<S>)>,
+    pub(super) cancelled_timers: HashSet<u64>,
+    pub(super) next_timer_id: u64,
+    pub(super) generation: u32,
+    pub(super) limits: Limits,
+    pub(super) stats: Stats,
+    pub(super) commands_tx: mpsc::Sender<Command<S>>,
+    pub(super) room_validator: Option<RoomValidator>,
+    pub(super) dynamic_namespaces: usize,
+}
+
+impl<S> Core<S> {
+    pub(super) fn add_namespace(&mut self, name: String, handlers: usize) -> usize {
+        let index = self.namespaces.len();
+        self.namespaces.push(NamespaceState {
+            name: name.clone(),
+            handlers,
+            rooms: RoomIndex::default(),
+            sockets: BTreeSet::new(),
+        });
+        self.nsp_by_name.insert(name, index);
+        index
+    }
+
+    pub(super) fn socket(&self, key: SocketKey) -> Option<&SocketEntry> {
+        self.sockets
+            .get(key.index)
+            .filter(|s| s.generation == key.generation)
+    }
+
+    pub(super) fn socket_mut(&mut self, key: SocketKey) -> Option<&mut SocketEntry> {
+        self.sockets
+            .get_mut(key.index)
+            .filter(|s| s.generation == key.generation)
+    }
+
+    /// Sends an encoded packet and its attachments to one socket's session.
+    pub(super) fn send_to(
+        &mut self,
+        engine: &mut Engine,
+        key: SocketKey,
+        text: String,
+        attachments: &[Vec<u8>],
+        volatile: bool,
+    ) -> bool {
+        let Some(session) = self.send_target(engine, key, volatile) else {
+            return false;
+        };
+        let mut sent = engine.send(session, Message::Text(text));
+        for a in attachments {
+            sent &= engine.send(session, Message::Binary(a.clone()));
+        }
+        sent
+    }
+
+    /// Sends messages encoded once for many sockets to one socket's session.
+    pub(super) fn send_shared_to(
+        &mut self,
+        engine: &mut Engine,
+        key: SocketKey,
+        shared: &mut SharedMessages,
+        volatile: bool,
+    ) -> bool {
+        let Some(session) = self.send_target(engine, key, volatile) else {
+            return false;
+        };
+        engine.send_shared(session, shared)
+    }
+
+    /// The session to send a socket's packet to, if it still exists and (for a volatile
+    /// packet) can take it now; a volatile packet it cannot take is counted as dropped.
+    pub(super) fn send_target(
+        &mut self,
+        engine: &Engine,
+        key: SocketKey,
+        volatile: bool,
+    ) -> Option<SessionId> {
+        let session = self.socket(key)?.session;
+        if volatile && !engine.can_send_now(session) {
+            self.stats.volatile_dropped += 1;
+            return None;
+        }
+        Some(session)
+    }
+
+    /// The sockets of namespace `nsp` in any of `rooms` (all its sockets if `rooms` is
+    /// empty), minus those in any of `except`.
+    pub(super) fn select(&self, nsp: usize, rooms: &[String], except: &[String]) -> Vec<SocketKey> {
+        let Some(ns) = self.namespaces.get(nsp) else {
+            return Vec::new();
+        };
+        if rooms.is_empty() {
+            let excluded: HashSet<SocketKey> = except
+                .iter()
+                .flat_map(|r| ns.rooms.members(r))
+                .copied()
+                .collect();
+            ns.sockets
+                .iter()
+                .filter(|k| !excluded.contains(k))
+                .copied()
+                .collect()
+        } else {
+            ns.rooms.select(rooms, except)
+        }
+    }
+
+    /// Adds a socket to a room within the limits; a refused join is counted.
+    pub(super) fn join(&mut self, key: SocketKey, room: &str) -> bool {
+        let Some(nsp) = self.socket(key).map(|e| e.nsp) else {
+            return false;
+        };
+        let rooms = &self.namespaces[nsp].rooms;
+        if rooms.contains(&key, room) {
+            return true;
+        }
+        let allowed = room.len() <= self.config.max_room_name_len
+            && rooms.rooms_of(&key).count() < self.config.max_rooms_per_socket
+            && self.room_validator.as_ref().is_none_or(|f| f(room));
+        if !allowed {
+            self.stats.joins_refused += 1;
+            log::info!("sioloop: refused a join of room {room:?}");
+            return false;
+        }
+        self.namespaces[nsp].rooms.join(key, room)
+    }
+
+    pub(super) fn next_ack_id(&mut self, key: SocketKey) -> Option<u64> {
+        let entry = self.socket_mut(key)?;
+        let id = entry.next_ack_id;
+        entry.next_ack_id += 1;
+        Some(id)
+    }
+}
+
+/// Emitting an event to a set of sockets, encoded once.
+pub(crate) fn broadcast<S>(
+    core: &mut Core<S>,
+    engine: &mut Engine,
+    targets: &[SocketKey],
+    nsp: &str,
+    event: &str,
+    args: &EncodedArgs,
+    volatile: bool,
+) -> usize {
+    // Encoded once and framed once; every recipient gets the same bytes.
+    let text = args.event_packet(nsp, event, None);
+    let mut messages = Vec::with_capacity(1 + args.attachments().len());
+    messages.push(Message::Text(text));
+    messages.extend(args.attachments().iter().cloned().map(Message::Binary));
+    let mut shared = SharedMessages::new(messages);
+    let mut sent = 0;
+    for key in targets {
+        if core.send_shared_to(engine, *key, &mut shared, volatile) {
+            sent += 1;
+        }
+    }
+    sent
+}
