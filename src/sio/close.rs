@@ -23,24 +23,26 @@ impl<S: 'static> Io<S> {
             return;
         };
         let (nsp, session) = (entry.nsp, entry.session);
-        let handlers = self.core.namespaces[nsp].handlers;
-        if let Some(f) = self.handlers[handlers].on_disconnect.as_mut() {
+        let handlers = self.core.namespace(nsp).map(|ns| ns.handlers);
+        if let Some(f) = handlers.and_then(|h| self.handlers[h].on_disconnect.as_mut()) {
             f(&mut SocketCx::new(engine, &mut self.core, key), reason);
         }
         if self.core.socket(key).is_none() {
             return;
         }
         let entry = self.core.sockets.remove(key.index);
-        let ns = &mut self.core.namespaces[nsp];
-        ns.rooms.leave_all(&key);
-        ns.sockets.remove(&key);
         if let Some(client) = self.core.clients.get_mut(&session) {
             client.sockets.retain(|k| *k != key);
         }
-        if notify {
-            let text = encode_packet(PacketType::Disconnect, &ns.name, None, &[], 0);
-            engine.send(session, Message::Text(text));
+        if let Some(ns) = self.core.namespace_mut(nsp) {
+            ns.rooms.leave_all(&key);
+            ns.sockets.remove(&key);
+            if notify {
+                let text = encode_packet(PacketType::Disconnect, &ns.name, None, &[], 0);
+                engine.send(session, Message::Text(text));
+            }
         }
+        self.core.remove_if_empty_child(nsp);
         // Pending acks of this socket fail.
         let failed: Vec<(SocketKey, u64)> = self
             .core

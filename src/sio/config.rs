@@ -30,6 +30,8 @@ pub(super) struct SioConfig {
     pub(super) max_rooms_per_socket: usize,
     pub(super) max_room_name_len: usize,
     pub(super) max_dynamic_namespaces: usize,
+    pub(super) max_namespace_name_len: usize,
+    pub(super) cleanup_empty_child_namespaces: bool,
     pub(super) rate_limit: Option<RateLimit>,
 }
 
@@ -40,6 +42,8 @@ impl Default for SioConfig {
             max_rooms_per_socket: 128,
             max_room_name_len: 256,
             max_dynamic_namespaces: 1024,
+            max_namespace_name_len: 256,
+            cleanup_empty_child_namespaces: true,
             rate_limit: None,
         }
     }

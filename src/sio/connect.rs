@@ -23,22 +23,33 @@ fn random_id(engine: &mut Engine) -> Option<String> {
 }
 
 impl<S: 'static> Io<S> {
-    /// The namespace called `name`: an existing one, or a new child of the first dynamic
-    /// namespace that matches it.
-    fn find_namespace(&mut self, name: &str) -> Option<usize> {
-        if let Some(&i) = self.core.nsp_by_name.get(name) {
-            return Some(i);
+    /// The handlers a CONNECT goes to: an existing namespace's, or a dynamic one's. A
+    /// child of a dynamic namespace does not exist until that namespace's middlewares have
+    /// accepted a client, so a refused client leaves nothing behind.
+    fn route_connect(&self, nsp_name: &str) -> Result<usize, ConnectRefusal> {
+        if let Some(ns) = self.core.namespace_named(nsp_name) {
+            return Ok(ns.handlers);
         }
-        let handlers = self
+        // Bounded before any application matcher sees it.
+        if nsp_name.len() > self.core.config.max_namespace_name_len {
+            return Err(ConnectRefusal::NameTooLong);
+        }
+        let Some(handlers) = self
             .dynamic
             .iter()
-            .find(|(matches, _)| matches(name))
-            .map(|(_, h)| *h)?;
-        self.core.dynamic_namespaces += 1;
-        Some(self.core.add_namespace(name.to_owned(), handlers))
+            .find(|(matches, _)| matches(nsp_name))
+            .map(|(_, h)| *h)
+        else {
+            return Err(ConnectRefusal::Invalid);
+        };
+        if self.core.dynamic_namespaces >= self.core.config.max_dynamic_namespaces {
+            return Err(ConnectRefusal::TooMany);
+        }
+        Ok(handlers)
     }
 
-    /// A CONNECT packet: find the namespace, run the middlewares, create the socket.
+    /// A CONNECT packet: find the namespace, run the middlewares, create the namespace if it
+    /// is a new child, create the socket.
     pub(super) fn connect(
         &mut self,
         engine: &mut Engine,
@@ -49,21 +60,19 @@ impl<S: 'static> Io<S> {
         if self.socket_in(session, nsp_name).is_some() {
             return;
         }
-        let is_new = !self.core.nsp_by_name.contains_key(nsp_name);
-        if is_new
-            && self.core.dynamic_namespaces >= self.core.config.max_dynamic_namespaces
-            && self.dynamic.iter().any(|(matches, _)| matches(nsp_name))
-        {
-            self.core.stats.namespaces_refused += 1;
-            let error = ConnectError::new("Too many namespaces");
-            return send_connect_error(engine, session, nsp_name, &error);
-        }
-        let Some(nsp) = self.find_namespace(nsp_name) else {
-            self.core.stats.connects_refused += 1;
-            let error = ConnectError::new("Invalid namespace");
-            return send_connect_error(engine, session, nsp_name, &error);
+        let handlers = match self.route_connect(nsp_name) {
+            Ok(route) => route,
+            Err(refusal) => {
+                match refusal {
+                    ConnectRefusal::TooMany => self.core.stats.namespaces_refused += 1,
+                    ConnectRefusal::NameTooLong | ConnectRefusal::Invalid => {
+                        self.core.stats.connects_refused += 1
+                    }
+                }
+                let error = ConnectError::new(refusal.message());
+                return send_connect_error(engine, session, nsp_name, &error);
+            }
         };
-        let handlers = self.core.namespaces[nsp].handlers;
         let mut data: Option<Box<dyn Any>> = None;
         let mut rooms: Vec<String> = Vec::new();
         for mw in self.handlers[handlers].middleware.iter_mut() {
@@ -90,6 +99,21 @@ impl<S: 'static> Io<S> {
         if !self.core.clients.contains_key(&session) {
             return;
         }
+        // Looked up only now: a new child is created here, and a child that existed before
+        // may have been emptied and removed by the disconnects the middlewares asked for
+        // (run just above); then it is created again, with the same handlers. Static
+        // namespaces are never removed.
+        let nsp = match self.core.nsp_by_name.get(nsp_name) {
+            Some(&key) => key,
+            None => {
+                if self.core.dynamic_namespaces >= self.core.config.max_dynamic_namespaces {
+                    self.core.stats.namespaces_refused += 1;
+                    let error = ConnectError::new(ConnectRefusal::TooMany.message());
+                    return send_connect_error(engine, session, nsp_name, &error);
+                }
+                self.core.add_namespace(nsp_name.to_owned(), handlers, true)
+            }
+        };
         let id = loop {
             let Some(id) = random_id(engine) else {
                 log::error!("sioloop: the OS random source failed");
@@ -102,7 +126,7 @@ impl<S: 'static> Io<S> {
                 .core
                 .namespaces
                 .iter()
-                .any(|ns| ns.rooms.members(&id).next().is_some());
+                .any(|(_, ns)| ns.rooms.members(&id).next().is_some());
             if !in_use {
                 break id;
             }
@@ -121,10 +145,11 @@ impl<S: 'static> Io<S> {
             bucket: None,
         });
         let key = SocketKey { index, generation };
-        let ns = &mut self.core.namespaces[nsp];
-        ns.sockets.insert(key);
-        // Every socket is in a room named after its own id.
-        ns.rooms.join_shared(key, id.clone());
+        if let Some(ns) = self.core.namespace_mut(nsp) {
+            ns.sockets.insert(key);
+            // Every socket is in a room named after its own id.
+            ns.rooms.join_shared(key, id.clone());
+        }
         for room in rooms {
             self.core.join(key, &room);
         }
@@ -142,6 +167,28 @@ impl<S: 'static> Io<S> {
             f(&mut SocketCx::new(engine, &mut self.core, key));
         }
         self.after_handler(engine);
+    }
+}
+
+/// Why a CONNECT is refused before any middleware runs.
+#[derive(Clone, Copy, Debug)]
+enum ConnectRefusal {
+    /// No static namespace has the name and no dynamic namespace matches it.
+    Invalid,
+    /// A new name longer than `max_namespace_name_len`.
+    NameTooLong,
+    /// A new child namespace past `max_dynamic_namespaces`.
+    TooMany,
+}
+
+impl ConnectRefusal {
+    /// The CONNECT_ERROR message (`Invalid namespace` is the reference server's).
+    fn message(self) -> &'static str {
+        match self {
+            ConnectRefusal::Invalid => "Invalid namespace",
+            ConnectRefusal::NameTooLong => "Namespace name too long",
+            ConnectRefusal::TooMany => "Too many namespaces",
+        }
     }
 }
 

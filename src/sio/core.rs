@@ -36,10 +36,23 @@ pub struct SocketKey {
 /// A closure sent to the loop by a [`Handle`](super::Handle).
 pub(super) type Command<S> = Box<dyn FnOnce(&mut ServerCx<'_, S>) + Send>;
 
+/// Identifies a namespace that exists in `Core::namespaces`. Child namespaces are removed
+/// when their last socket leaves and their slot is reused, so the key carries a generation:
+/// a stale key finds nothing rather than another namespace.
+#[derive(Clone, Copy, Debug, Eq, PartialEq, Hash)]
+pub(super) struct NspKey {
+    index: usize,
+    generation: u32,
+}
+
 /// A namespace that exists: static, or a child created by a dynamic namespace.
 #[derive(Debug)]
 pub(super) struct NamespaceState {
+    generation: u32,
     pub(super) name: String,
+    /// A child of a dynamic namespace: removed once empty (unless the application turned
+    /// that off), and counted against `max_dynamic_namespaces` while it lives.
+    pub(super) child: bool,
     /// Index into `Io::handlers`.
     pub(super) handlers: usize,
     pub(super) rooms: RoomIndex<SocketKey>,
@@ -50,7 +63,7 @@ pub(super) struct SocketEntry {
     pub(super) generation: u32,
     /// Shared with the room of the socket's own id (one allocation for both).
     pub(super) id: Arc<str>,
-    pub(super) nsp: usize,
+    pub(super) nsp: NspKey,
     pub(super) session: SessionId,
     pub(super) auth: Option<Box<RawValue>>,
     pub(super) data: Option<Box<dyn Any>>,
@@ -69,8 +82,8 @@ pub(super) struct ClientState {
 pub(crate) struct Core<S> {
     pub(super) state: S,
     pub(super) config: SioConfig,
-    pub(super) namespaces: Vec<NamespaceState>,
-    pub(super) nsp_by_name: HashMap<String, usize>,
+    pub(super) namespaces: Slab<NamespaceState>,
+    pub(super) nsp_by_name: HashMap<String, NspKey>,
     pub(super) sockets: Slab<SocketEntry>,
     pub(super) clients: HashMap<SessionId, ClientState>,
     pub(super) acks: HashMap<(SocketKey, u64), AckWaiter<S>>,
@@ -89,20 +102,63 @@ pub(crate) struct Core<S> {
     pub(super) stats: Stats,
     pub(super) commands_tx: mpsc::Sender<Command<S>>,
     pub(super) room_validator: Option<RoomValidator>,
+    /// Child namespaces alive now (what `max_dynamic_namespaces` bounds).
     pub(super) dynamic_namespaces: usize,
 }
 
 impl<S> Core<S> {
-    pub(super) fn add_namespace(&mut self, name: String, handlers: usize) -> usize {
-        let index = self.namespaces.len();
-        self.namespaces.push(NamespaceState {
+    /// Adds a namespace (`child`: created by a dynamic namespace, see [`NamespaceState`]).
+    pub(super) fn add_namespace(&mut self, name: String, handlers: usize, child: bool) -> NspKey {
+        self.generation = self.generation.wrapping_add(1);
+        let generation = self.generation;
+        let index = self.namespaces.insert(NamespaceState {
+            generation,
             name: name.clone(),
+            child,
             handlers,
             rooms: RoomIndex::default(),
             sockets: BTreeSet::new(),
         });
-        self.nsp_by_name.insert(name, index);
-        index
+        let key = NspKey { index, generation };
+        self.nsp_by_name.insert(name, key);
+        if child {
+            self.dynamic_namespaces += 1;
+            self.stats.namespaces_created += 1;
+        }
+        key
+    }
+
+    /// Removes a child namespace that has no sockets left (if the application did not turn
+    /// that off), so an abandoned name costs nothing and does not count against the limit.
+    pub(super) fn remove_if_empty_child(&mut self, key: NspKey) {
+        let removable = self.config.cleanup_empty_child_namespaces
+            && self
+                .namespace(key)
+                .is_some_and(|ns| ns.child && ns.sockets.is_empty());
+        if !removable {
+            return;
+        }
+        let ns = self.namespaces.remove(key.index);
+        self.nsp_by_name.remove(&ns.name);
+        self.dynamic_namespaces -= 1;
+        self.stats.namespaces_removed += 1;
+    }
+
+    pub(super) fn namespace(&self, key: NspKey) -> Option<&NamespaceState> {
+        self.namespaces
+            .get(key.index)
+            .filter(|ns| ns.generation == key.generation)
+    }
+
+    pub(super) fn namespace_mut(&mut self, key: NspKey) -> Option<&mut NamespaceState> {
+        self.namespaces
+            .get_mut(key.index)
+            .filter(|ns| ns.generation == key.generation)
+    }
+
+    /// The namespace called `name`, if it exists.
+    pub(super) fn namespace_named(&self, name: &str) -> Option<&NamespaceState> {
+        self.namespace(*self.nsp_by_name.get(name)?)
     }
 
     pub(super) fn socket(&self, key: SocketKey) -> Option<&SocketEntry> {
@@ -168,8 +224,13 @@ impl<S> Core<S> {
 
     /// The sockets of namespace `nsp` in any of `rooms` (all its sockets if `rooms` is
     /// empty), minus those in any of `except`.
-    pub(super) fn select(&self, nsp: usize, rooms: &[String], except: &[String]) -> Vec<SocketKey> {
-        let Some(ns) = self.namespaces.get(nsp) else {
+    pub(super) fn select(
+        &self,
+        nsp: Option<NspKey>,
+        rooms: &[String],
+        except: &[String],
+    ) -> Vec<SocketKey> {
+        let Some(ns) = nsp.and_then(|key| self.namespace(key)) else {
             return Vec::new();
         };
         if rooms.is_empty() {
@@ -193,7 +254,9 @@ impl<S> Core<S> {
         let Some(nsp) = self.socket(key).map(|e| e.nsp) else {
             return false;
         };
-        let rooms = &self.namespaces[nsp].rooms;
+        let Some(rooms) = self.namespace(nsp).map(|ns| &ns.rooms) else {
+            return false;
+        };
         if rooms.contains(&key, room) {
             return true;
         }
@@ -205,7 +268,8 @@ impl<S> Core<S> {
             log::info!("sioloop: refused a join of room {room:?}");
             return false;
         }
-        self.namespaces[nsp].rooms.join(key, room)
+        self.namespace_mut(nsp)
+            .is_some_and(|ns| ns.rooms.join(key, room))
     }
 
     pub(super) fn next_ack_id(&mut self, key: SocketKey) -> Option<u64> {

@@ -59,7 +59,8 @@ impl<S: 'static> Io<S> {
             .find(|k| {
                 self.core
                     .socket(*k)
-                    .is_some_and(|s| self.core.namespaces[s.nsp].name == nsp_name)
+                    .and_then(|s| self.core.namespace(s.nsp))
+                    .is_some_and(|ns| ns.name == nsp_name)
             })
     }
 
@@ -159,7 +160,9 @@ impl<S: 'static> Io<S> {
         let Some(entry) = self.core.socket(key) else {
             return;
         };
-        let handlers = self.core.namespaces[entry.nsp].handlers;
+        let Some(handlers) = self.core.namespace(entry.nsp).map(|ns| ns.handlers) else {
+            return;
+        };
         let ns = &mut self.handlers[handlers];
         for mw in ns.event_middleware.iter_mut() {
             let verdict = mw(&mut SocketCx::new(engine, &mut self.core, key), &event);

@@ -40,7 +40,7 @@ impl<S: 'static> Server<S> {
         let core = Core {
             state,
             config: SioConfig::default(),
-            namespaces: Vec::new(),
+            namespaces: Slab::new(),
             nsp_by_name: HashMap::default(),
             sockets: Slab::new(),
             clients: HashMap::default(),
@@ -102,10 +102,29 @@ impl<S: 'static> Server<S> {
         self
     }
 
-    /// The most child namespaces dynamic namespaces may create (default 1024); past it a
-    /// client gets CONNECT_ERROR `Too many namespaces`.
+    /// The most child namespaces of dynamic namespaces alive at once (default 1024); past it
+    /// a client gets CONNECT_ERROR `Too many namespaces`. A child is created only once the
+    /// dynamic namespace's middlewares accept a client, and (see
+    /// [`Server::cleanup_empty_child_namespaces`]) removed when its last socket leaves.
     pub fn max_dynamic_namespaces(&mut self, max: usize) -> &mut Self {
         self.io.core.config.max_dynamic_namespaces = max;
+        self
+    }
+
+    /// The longest namespace name a client may ask for that does not exist yet, in bytes
+    /// (default 256). A longer one gets CONNECT_ERROR `Namespace name too long` (counted in
+    /// [`Stats::connects_refused`]) before any dynamic namespace's matcher sees it.
+    pub fn max_namespace_name_len(&mut self, max: usize) -> &mut Self {
+        self.io.core.config.max_namespace_name_len = max;
+        self
+    }
+
+    /// Whether a child namespace of a dynamic namespace is removed when its last socket
+    /// leaves (default `true`; the reference server's `cleanupEmptyChildNamespaces`, off
+    /// there by default). A removed child is created again by the next client the dynamic
+    /// namespace's middlewares accept, with the same handlers; its rooms start empty.
+    pub fn cleanup_empty_child_namespaces(&mut self, cleanup: bool) -> &mut Self {
+        self.io.core.config.cleanup_empty_child_namespaces = cleanup;
         self
     }
 
@@ -134,12 +153,12 @@ impl<S: 'static> Server<S> {
     /// The handlers of a static namespace, created on first use.
     pub fn of(&mut self, name: &str) -> &mut Namespace<S> {
         let name = normalize_nsp(name);
-        let index = match self.io.core.nsp_by_name.get(&name) {
-            Some(&i) => self.io.core.namespaces[i].handlers,
+        let index = match self.io.core.namespace_named(&name) {
+            Some(ns) => ns.handlers,
             None => {
                 let handlers = self.io.handlers.len();
                 self.io.handlers.push(Namespace::new());
-                self.io.core.add_namespace(name, handlers);
+                self.io.core.add_namespace(name, handlers, false);
                 handlers
             }
         };

@@ -9,7 +9,8 @@ pub struct Stats {
     pub volatile_dropped: u64,
     /// Incoming events refused by an event middleware or with bad arguments.
     pub events_refused: u64,
-    /// Connections refused by a middleware or for an unknown namespace.
+    /// Connections refused by a middleware, for an unknown namespace, or for a namespace
+    /// name over `Server::max_namespace_name_len`.
     pub connects_refused: u64,
     /// Incoming events over a socket's rate limit.
     pub events_rate_limited: u64,
@@ -17,6 +18,11 @@ pub struct Stats {
     pub joins_refused: u64,
     /// Connections to a new dynamic namespace refused because there are too many.
     pub namespaces_refused: u64,
+    /// Child namespaces created by dynamic namespaces (after their middlewares accepted a
+    /// client).
+    pub namespaces_created: u64,
+    /// Child namespaces removed when their last socket left.
+    pub namespaces_removed: u64,
 }
 
 impl<S> Core<S> {
@@ -25,14 +31,23 @@ impl<S> Core<S> {
         use crate::metrics::{self, Kind};
         let name = "sioloop_sockets";
         metrics::header(out, Kind::Gauge, name, "Connected sockets, by namespace.");
-        for ns in &self.namespaces {
+        for (_, ns) in &self.namespaces {
             metrics::labelled(out, name, "nsp", &ns.name, ns.sockets.len() as u64);
         }
         let name = "sioloop_rooms";
         metrics::header(out, Kind::Gauge, name, "Non-empty rooms, by namespace.");
-        for ns in &self.namespaces {
+        for (_, ns) in &self.namespaces {
             metrics::labelled(out, name, "nsp", &ns.name, ns.rooms.room_count() as u64);
         }
+        metrics::single(
+            out,
+            Kind::Gauge,
+            &[(
+                "sioloop_child_namespaces",
+                "Child namespaces of dynamic namespaces alive now.",
+                self.dynamic_namespaces as u64,
+            )],
+        );
         let s = self.stats;
         metrics::single(
             out,
@@ -67,6 +82,16 @@ impl<S> Core<S> {
                     "sioloop_namespaces_refused_total",
                     "Dynamic namespaces refused by the limit.",
                     s.namespaces_refused,
+                ),
+                (
+                    "sioloop_namespaces_created_total",
+                    "Child namespaces created by dynamic namespaces.",
+                    s.namespaces_created,
+                ),
+                (
+                    "sioloop_namespaces_removed_total",
+                    "Child namespaces removed when their last socket left.",
+                    s.namespaces_removed,
                 ),
             ],
         );
