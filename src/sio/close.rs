@@ -44,14 +44,7 @@ impl<S: 'static> Io<S> {
         }
         self.core.remove_if_empty_child(nsp);
         // Pending acks of this socket fail.
-        let failed: Vec<(SocketKey, u64)> = self
-            .core
-            .acks
-            .keys()
-            .filter(|(k, _)| *k == key)
-            .copied()
-            .collect();
-        for ack in failed {
+        for ack in self.core.acks.of_socket(key) {
             self.finish_ack(engine, ack, Err(AckError::Disconnected), &entry.id);
         }
         self.after_handler(engine);

@@ -120,13 +120,15 @@ impl<S: 'static> Io<S> {
                 engine.close(session);
                 return;
             };
-            // Every socket is in the room of its own id, so the room indexes know every id
-            // in use (a scan of all sockets here made connecting quadratic).
+            // An id must be unique where it is used: as a room of its namespace (ids are
+            // never looked up across namespaces). Every socket is in the room of its own id,
+            // so the namespace's room index knows every id in use there; one lookup, where a
+            // check of every namespace made each connect cost as much as there are
+            // namespaces (and a scan of all sockets made connecting quadratic).
             let in_use = self
                 .core
-                .namespaces
-                .iter()
-                .any(|(_, ns)| ns.rooms.members(&id).next().is_some());
+                .namespace(nsp)
+                .is_some_and(|ns| ns.rooms.members(&id).next().is_some());
             if !in_use {
                 break id;
             }

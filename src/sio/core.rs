@@ -2,7 +2,7 @@
 //! counters, with the helpers every part of the layer shares: looking a socket up,
 //! selecting sockets by room, joining a room within the limits, and sending.
 
-use super::acks::{AckGroup, AckWaiter};
+use super::acks::{AckGroup, PendingAcks};
 use super::args::EncodedArgs;
 use super::config::{Bucket, RoomValidator, SioConfig};
 use super::timers::{Timer, UserTimer};
@@ -86,7 +86,7 @@ pub(crate) struct Core<S> {
     pub(super) nsp_by_name: HashMap<String, NspKey>,
     pub(super) sockets: Slab<SocketEntry>,
     pub(super) clients: HashMap<SessionId, ClientState>,
-    pub(super) acks: HashMap<(SocketKey, u64), AckWaiter<S>>,
+    pub(super) acks: PendingAcks<S>,
     pub(super) groups: Slab<AckGroup<S>>,
     pub(super) timers: BinaryHeap<Reverse<(Instant, Timer)>>,
     /// Sockets to disconnect once the running handler returns.

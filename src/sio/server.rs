@@ -44,7 +44,7 @@ impl<S: 'static> Server<S> {
             nsp_by_name: HashMap::default(),
             sockets: Slab::new(),
             clients: HashMap::default(),
-            acks: HashMap::default(),
+            acks: Default::default(),
             groups: Slab::new(),
             timers: BinaryHeap::new(),
             pending_disconnects: Vec::new(),

@@ -2,7 +2,6 @@
 //! the application's `every`/`after` timers, all in `Core::timers` (one heap, lazy
 //! deletion: a popped entry whose subject is gone does nothing).
 
-use super::acks::AckWaiter;
 use super::core::Core;
 use super::dispatch::Io;
 use super::{AckError, ServerCx, SocketKey, TimerId};
@@ -64,7 +63,7 @@ impl<S: 'static> Io<S> {
             self.core.timers.pop();
             match timer {
                 Timer::Ack(key, id) => {
-                    if matches!(self.core.acks.get(&(key, id)), Some(AckWaiter::One(_))) {
+                    if self.core.acks.has_callback(&(key, id)) {
                         self.finish_ack(engine, (key, id), Err(AckError::Timeout), "");
                     }
                 }
