@@ -2,6 +2,7 @@
 //! transport went away, or it broke the protocol.
 
 use super::args::encode_packet;
+use super::core::Peer;
 use super::dispatch::Io;
 use super::{AckError, DisconnectReason, SocketCx, SocketKey};
 use crate::engineio::Message;
@@ -73,7 +74,10 @@ impl<S: 'static> Io<S> {
         what: &dyn std::fmt::Display,
     ) {
         if engine.may_log_client(session) {
-            log::debug!("sioloop: closing a client after a bad packet: {what}");
+            log::debug!(
+                "sioloop: closing {} after a bad packet: {what}",
+                Peer::of(engine, session)
+            );
         }
         self.drop_client(engine, session, DisconnectReason::ParseError);
         engine.close(session);

@@ -2,9 +2,10 @@
 //! socket; and the CONNECT_ERROR a refused client gets.
 
 use super::args::encode_packet;
-use super::core::{SocketEntry, SocketKey};
+use super::core::{Peer, SocketEntry, SocketKey};
 use super::dispatch::Io;
 use super::{ConnectCx, ConnectError, ServerCx, SocketCx};
+use crate::client_log::Clipped;
 use crate::engineio::Message;
 use crate::server::{Engine, SessionId};
 use crate::socketio::packet::PacketType;
@@ -70,7 +71,7 @@ impl<S: 'static> Io<S> {
                     }
                 }
                 let error = ConnectError::new(refusal.message());
-                return send_connect_error(engine, session, nsp_name, &error);
+                return refuse_connect(engine, session, nsp_name, &error);
             }
         };
         let mut data: Option<Box<dyn Any>> = None;
@@ -89,7 +90,7 @@ impl<S: 'static> Io<S> {
             };
             if let Err(e) = mw(&mut cx) {
                 self.core.stats.connects_refused += 1;
-                send_connect_error(engine, session, nsp_name, &e);
+                refuse_connect(engine, session, nsp_name, &e);
                 self.after_handler(engine);
                 return;
             }
@@ -109,7 +110,7 @@ impl<S: 'static> Io<S> {
                 if self.core.dynamic_namespaces >= self.core.config.max_dynamic_namespaces {
                     self.core.stats.namespaces_refused += 1;
                     let error = ConnectError::new(ConnectRefusal::TooMany.message());
-                    return send_connect_error(engine, session, nsp_name, &error);
+                    return refuse_connect(engine, session, nsp_name, &error);
                 }
                 self.core.add_namespace(nsp_name.to_owned(), handlers, true)
             }
@@ -153,7 +154,7 @@ impl<S: 'static> Io<S> {
             ns.rooms.join_shared(key, id.clone());
         }
         for room in rooms {
-            self.core.join(key, &room);
+            self.core.join(engine, key, &room);
         }
         if let Some(client) = self.core.clients.get_mut(&session) {
             // Exactly sized: almost every client joins one namespace, and a first push
@@ -194,8 +195,18 @@ impl ConnectRefusal {
     }
 }
 
-/// Refuses a CONNECT: the client gets CONNECT_ERROR `{message, data}` for the namespace.
-fn send_connect_error(engine: &mut Engine, session: SessionId, nsp: &str, error: &ConnectError) {
+/// Refuses a CONNECT: the client gets CONNECT_ERROR `{message, data}` for the namespace. The
+/// refusal is logged at `debug`, within the client's per-peer budget (a client can send
+/// CONNECTs at will).
+fn refuse_connect(engine: &mut Engine, session: SessionId, nsp: &str, error: &ConnectError) {
+    if engine.may_log_client(session) {
+        log::debug!(
+            "sioloop: refused a connect to {} from {}: {}",
+            Clipped(nsp),
+            Peer::of(engine, session),
+            Clipped(&error.message)
+        );
+    }
     let text = encode_packet(PacketType::ConnectError, nsp, None, &[&error.to_json()], 0);
     engine.send(session, Message::Text(text));
 }

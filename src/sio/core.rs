@@ -7,6 +7,7 @@ use super::args::EncodedArgs;
 use super::config::{Bucket, RoomValidator, SioConfig};
 use super::timers::{Timer, UserTimer};
 use super::{DisconnectReason, ServerCx, Stats};
+use crate::client_log::Clipped;
 use crate::engineio::Message;
 use crate::rooms::RoomIndex;
 use crate::server::{Engine, SessionId, SharedMessages};
@@ -17,6 +18,7 @@ use slab::Slab;
 use std::any::Any;
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashSet};
+use std::fmt;
 // foldhash rather than SipHash for the per-message lookups (client, handler, ack): the keys
 // are the server's own ids and names the application registered; its seed is random per
 // process all the same.
@@ -249,9 +251,10 @@ impl<S> Core<S> {
         }
     }
 
-    /// Adds a socket to a room within the limits; a refused join is counted.
-    pub(super) fn join(&mut self, key: SocketKey, room: &str) -> bool {
-        let Some(nsp) = self.socket(key).map(|e| e.nsp) else {
+    /// Adds a socket to a room within the limits; a refused join is counted (and logged at
+    /// `debug`, within the per-peer budget: the room name may come from the client).
+    pub(super) fn join(&mut self, engine: &mut Engine, key: SocketKey, room: &str) -> bool {
+        let Some((nsp, session)) = self.socket(key).map(|e| (e.nsp, e.session)) else {
             return false;
         };
         let Some(rooms) = self.namespace(nsp).map(|ns| &ns.rooms) else {
@@ -265,7 +268,13 @@ impl<S> Core<S> {
             && self.room_validator.as_ref().is_none_or(|f| f(room));
         if !allowed {
             self.stats.joins_refused += 1;
-            log::info!("sioloop: refused a join of room {room:?}");
+            if engine.may_log_client(session) {
+                log::debug!(
+                    "sioloop: refused a join of room {} by {}",
+                    Clipped(room),
+                    Peer::of(engine, session)
+                );
+            }
             return false;
         }
         self.namespace_mut(nsp)
@@ -277,6 +286,24 @@ impl<S> Core<S> {
         let id = entry.next_ack_id;
         entry.next_ack_id += 1;
         Some(id)
+    }
+}
+
+/// A client's address for a log line (`?` once its session is gone).
+pub(super) struct Peer(pub(super) Option<std::net::SocketAddr>);
+
+impl Peer {
+    pub(super) fn of(engine: &Engine, session: SessionId) -> Peer {
+        Peer(engine.handshake(session).map(|h| h.address))
+    }
+}
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(address) => write!(f, "{address}"),
+            None => f.write_str("?"),
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 use super::acks::{AckGroup, AckWaiter};
 use super::args::{EncodedArgs, ack_packet};
-use super::core::{Command, Core, NspKey, SocketEntry, broadcast};
+use super::core::{Command, Core, NspKey, Peer, SocketEntry, broadcast};
 use super::timers::{Timer, UserTimer};
 use super::{Ack, AckError, AckResults, DisconnectReason, SocketKey, Stats};
 use crate::server::{Engine, EngineStats, Handshake, SessionId, ShutdownHandle, WakeHandle};
@@ -302,7 +302,9 @@ impl<'a, S: 'static> SocketCx<'a, S> {
     /// limits or the room validator refuse it.
     pub fn try_join(&mut self, room: impl AsRef<str>) -> bool {
         let key = self.key;
-        self.server.core.join(key, room.as_ref())
+        self.server
+            .core
+            .join(self.server.engine, key, room.as_ref())
     }
 
     /// Leaves a room.
@@ -442,6 +444,18 @@ impl<'a, S: 'static> SocketCx<'a, S> {
 
     pub(crate) fn count_refused(&mut self) {
         self.server.core.stats.events_refused += 1;
+    }
+
+    /// Whether a log line about something this socket's client caused may be written (at
+    /// `debug`, a few per peer address per second).
+    pub(super) fn may_log_client(&mut self) -> bool {
+        self.session()
+            .is_some_and(|session| self.server.engine.may_log_client(session))
+    }
+
+    /// The client's address, for a log line.
+    pub(super) fn peer(&self) -> Peer {
+        Peer(self.handshake().map(|h| h.address))
     }
 }
 
@@ -764,7 +778,7 @@ impl<'c, 'a, S: 'static> Emitter<'c, 'a, S> {
     /// Makes the selected sockets join `room` (within the room limits).
     pub fn join(self, room: &str) {
         for key in self.targets() {
-            self.cx.core.join(key, room);
+            self.cx.core.join(self.cx.engine, key, room);
         }
     }
 

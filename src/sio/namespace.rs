@@ -2,6 +2,7 @@
 //! connect and disconnect handlers, event handlers and event middleware.
 
 use super::{Ack, ConnectCx, ConnectError, DisconnectReason, Event, SocketCx};
+use crate::client_log::Clipped;
 use foldhash::HashMap;
 use serde::de::DeserializeOwned;
 
@@ -92,7 +93,15 @@ impl<S: 'static> Namespace<S> {
                 Ok(args) => f(cx, args, ack),
                 Err(e) => {
                     cx.count_refused();
-                    log::info!("sioloop: event {name:?} from {} dropped: {e}", cx.id());
+                    // The client chose the arguments, and serde's message quotes them.
+                    if cx.may_log_client() {
+                        log::debug!(
+                            "sioloop: event {} from {} dropped: {}",
+                            Clipped(&name),
+                            cx.peer(),
+                            Clipped(&e.to_string())
+                        );
+                    }
                 }
             }
         })

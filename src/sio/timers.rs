@@ -2,7 +2,7 @@
 //! the application's `every`/`after` timers, all in `Core::timers` (one heap, lazy
 //! deletion: a popped entry whose subject is gone does nothing).
 
-use super::core::Core;
+use super::core::{Core, Peer};
 use super::dispatch::Io;
 use super::{AckError, ServerCx, SocketKey, TimerId};
 use crate::server::{Engine, SessionId};
@@ -85,7 +85,12 @@ impl<S: 'static> Io<S> {
                         .get(&session)
                         .is_some_and(|c| !c.connected)
                     {
-                        log::debug!("sioloop: no namespace joined in time; closing");
+                        if engine.may_log_client(session) {
+                            log::debug!(
+                                "sioloop: {} joined no namespace in time; closing",
+                                Peer::of(engine, session)
+                            );
+                        }
                         self.core.clients.remove(&session);
                         engine.close(session);
                     }
