@@ -61,6 +61,10 @@ impl<S: 'static> Io<S> {
         let Some(client) = self.core.clients.remove(&session) else {
             return;
         };
+        if client.assembler.is_waiting() {
+            // What it held for a part-sent binary packet is freed with it.
+            engine.hold(session, 0);
+        }
         for key in client.sockets {
             self.close_socket(engine, key, reason, false);
         }

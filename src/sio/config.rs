@@ -32,6 +32,7 @@ pub(super) struct SioConfig {
     pub(super) max_dynamic_namespaces: usize,
     pub(super) max_namespace_name_len: usize,
     pub(super) cleanup_empty_child_namespaces: bool,
+    pub(super) attachments_timeout: Duration,
     pub(super) rate_limit: Option<RateLimit>,
 }
 
@@ -44,6 +45,7 @@ impl Default for SioConfig {
             max_dynamic_namespaces: 1024,
             max_namespace_name_len: 256,
             cleanup_empty_child_namespaces: true,
+            attachments_timeout: Duration::from_secs(10),
             rate_limit: None,
         }
     }

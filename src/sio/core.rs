@@ -76,6 +76,8 @@ pub(super) struct SocketEntry {
 pub(super) struct ClientState {
     pub(super) sockets: Vec<SocketKey>,
     pub(super) assembler: Assembler,
+    /// When the attachments of the packet the assembler holds must all have arrived.
+    pub(super) attachments_due: Option<Instant>,
     /// Whether a namespace was ever joined (else the connect timeout closes the session).
     pub(super) connected: bool,
 }

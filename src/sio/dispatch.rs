@@ -203,6 +203,7 @@ impl<S: 'static> EngineHandler for Io<S> {
             ClientState {
                 sockets: Vec::new(),
                 assembler: Assembler::new(self.core.limits),
+                attachments_due: None,
                 connected: false,
             },
         );
@@ -227,23 +228,34 @@ impl<S: 'static> EngineHandler for Io<S> {
                     parts.data.map(ToOwned::to_owned),
                     Vec::new(),
                 ),
-                Ok(None) => {}
+                Ok(None) => {
+                    // A binary packet now waits for its attachments, until a deadline: a
+                    // client must not hold its part-sent packet (and the memory) forever.
+                    let at = engine.now() + self.core.config.attachments_timeout;
+                    client.attachments_due = Some(at);
+                    self.core.timers.push(Reverse((at, Timer::Attachments(id))));
+                    engine.hold(id, client.assembler.buffered_bytes());
+                }
                 Err(e) => self.parse_error(engine, id, &e),
             },
             Message::Binary(data) => match client.assembler.push_binary(data) {
                 Ok(Some(Complete {
                     packet,
                     attachments,
-                })) => self.handle_packet(
-                    engine,
-                    id,
-                    packet.kind,
-                    &packet.nsp,
-                    packet.id,
-                    packet.data,
-                    attachments,
-                ),
-                Ok(None) => {}
+                })) => {
+                    client.attachments_due = None;
+                    engine.hold(id, 0);
+                    self.handle_packet(
+                        engine,
+                        id,
+                        packet.kind,
+                        &packet.nsp,
+                        packet.id,
+                        packet.data,
+                        attachments,
+                    )
+                }
+                Ok(None) => engine.hold(id, client.assembler.buffered_bytes()),
                 Err(e) => self.parse_error(engine, id, &e),
             },
         }

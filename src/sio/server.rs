@@ -144,6 +144,16 @@ impl<S: 'static> Server<S> {
         self
     }
 
+    /// How long a binary packet (BINARY_EVENT, BINARY_ACK) may wait for its attachments
+    /// (default 10 s). A client that announces attachments and does not send them all in
+    /// time is closed with `parse error`, and it is counted in
+    /// [`Stats::attachments_timed_out`]. What a client has sent of a packet so far counts
+    /// against [`Config::max_buffered_bytes`].
+    pub fn attachments_timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.io.core.config.attachments_timeout = timeout;
+        self
+    }
+
     /// The most binary attachments one packet may carry (default 10).
     pub fn max_attachments(&mut self, max: usize) -> &mut Self {
         self.io.core.limits.max_attachments = max;

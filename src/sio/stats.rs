@@ -23,6 +23,9 @@ pub struct Stats {
     pub namespaces_created: u64,
     /// Child namespaces removed when their last socket left.
     pub namespaces_removed: u64,
+    /// Clients closed (`parse error`) because a binary packet's attachments did not all
+    /// arrive within `Server::attachments_timeout`.
+    pub attachments_timed_out: u64,
 }
 
 impl<S> Core<S> {
@@ -82,6 +85,11 @@ impl<S> Core<S> {
                     "sioloop_namespaces_refused_total",
                     "Dynamic namespaces refused by the limit.",
                     s.namespaces_refused,
+                ),
+                (
+                    "sioloop_attachments_timed_out_total",
+                    "Clients closed because a binary packet's attachments came too late.",
+                    s.attachments_timed_out,
                 ),
                 (
                     "sioloop_namespaces_created_total",

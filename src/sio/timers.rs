@@ -4,7 +4,7 @@
 
 use super::core::{Core, Peer};
 use super::dispatch::Io;
-use super::{AckError, ServerCx, SocketKey, TimerId};
+use super::{AckError, DisconnectReason, ServerCx, SocketKey, TimerId};
 use crate::server::{Engine, SessionId};
 use std::cmp::Reverse;
 use std::time::{Duration, Instant};
@@ -17,6 +17,8 @@ pub(super) enum Timer {
     Ack(SocketKey, u64),
     Group(usize, u32),
     Connect(SessionId),
+    /// A client's binary packet must have all its attachments by now.
+    Attachments(SessionId),
     User(u64),
 }
 
@@ -91,8 +93,23 @@ impl<S: 'static> Io<S> {
                                 Peer::of(engine, session)
                             );
                         }
-                        self.core.clients.remove(&session);
+                        self.drop_client(engine, session, DisconnectReason::ForcedClose);
                         engine.close(session);
+                    }
+                }
+                Timer::Attachments(session) => {
+                    // Lazy deletion: an entry for a packet that completed, or that a later
+                    // packet replaced (with its own deadline), does nothing.
+                    let due = self
+                        .core
+                        .clients
+                        .get(&session)
+                        .filter(|c| c.assembler.is_waiting())
+                        .and_then(|c| c.attachments_due);
+                    if due.is_some_and(|due| due <= now) {
+                        self.core.stats.attachments_timed_out += 1;
+                        let what = "the attachments of a binary packet did not arrive in time";
+                        self.parse_error(engine, session, &what);
                     }
                 }
                 Timer::User(id) => {
