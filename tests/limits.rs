@@ -389,3 +389,52 @@ fn too_many_attachments_close_the_connection_with_parse_error() {
     let state = thread.join().expect("server thread");
     assert_eq!(state.log, vec!["disconnect parse error".to_owned()]);
 }
+
+#[test]
+fn missing_attachments_close_the_connection_with_parse_error_after_the_timeout() {
+    let (handle, addr, thread) = start_with(config().metrics_path("/metrics"), |server| {
+        log_disconnects(server);
+        server.attachments_timeout(Duration::from_millis(300));
+        server.of("/").on_raw("up", |cx, event, ack| {
+            if let Some(ack) = ack {
+                cx.ack(ack, &event.payload().attachments().len());
+            }
+        });
+    });
+    let (mut ws, _) = connect_to(addr, "/", "");
+    let two = "[\"up\",{\"_placeholder\":true,\"num\":0},{\"_placeholder\":true,\"num\":1}]";
+    // A packet whose attachments all arrive is answered, and its deadline passing later
+    // does nothing.
+    ws_send_text(&mut ws, &format!("452-1{two}"));
+    ws_send_binary(&mut ws, &[1; 1000]);
+    ws_send_binary(&mut ws, &[2; 1000]);
+    assert_eq!(ws_text(&mut ws, "ack"), "431[2]");
+    std::thread::sleep(Duration::from_millis(500));
+    ws_send_text(&mut ws, "40/nope,"); // still connected: answered
+    assert!(ws_text(&mut ws, "CONNECT_ERROR").starts_with("44/nope,"));
+    // Two announced, one sent: the client is closed once the timeout has passed.
+    let sent = Instant::now();
+    ws_send_text(&mut ws, &format!("452-2{two}"));
+    ws_send_binary(&mut ws, &[3; 1000]);
+    let (seen, end) = ws_wait_end(&mut ws, sent + Duration::from_secs(5));
+    assert!(end.is_some(), "the connection is closed (saw {seen:?})");
+    let waited = sent.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250),
+        "not before the timeout: {waited:?}"
+    );
+    assert!(
+        !seen.iter().any(|t| t.starts_with("43")),
+        "no ack: {seen:?}"
+    );
+    assert_eq!(stats(&handle).0.attachments_timed_out, 1);
+    let text = get(addr, "/metrics").text();
+    assert!(
+        text.lines()
+            .any(|l| l == "sioloop_attachments_timed_out_total 1"),
+        "{text}"
+    );
+    handle.shutdown();
+    let state = thread.join().expect("server thread");
+    assert_eq!(state.log, vec!["disconnect parse error".to_owned()]);
+}

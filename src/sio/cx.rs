@@ -1,10 +1,10 @@
 //! What handlers get: contexts with `&mut` access to the state, and the emit builder.
 
+use super::acks::{AckGroup, AckWaiter};
 use super::args::{EncodedArgs, ack_packet};
-use super::{
-    Ack, AckError, AckGroup, AckResults, AckWaiter, Command, Core, DisconnectReason, SocketKey,
-    Stats, Timer, UserTimer, broadcast,
-};
+use super::core::{Command, Core, NspKey, Peer, SocketEntry, broadcast};
+use super::timers::{Timer, UserTimer};
+use super::{Ack, AckError, AckResults, DisconnectReason, SocketKey, Stats};
 use crate::server::{Engine, EngineStats, Handshake, SessionId, ShutdownHandle, WakeHandle};
 use crate::socketio::value::Payload;
 use serde::Serialize;
@@ -48,12 +48,7 @@ impl<'a, S: 'static> ServerCx<'a, S> {
     /// Emits to a namespace: `cx.of("/admin").to("room").emit(...)`. An unknown namespace
     /// reaches nobody.
     pub fn of(&mut self, nsp: &str) -> Emitter<'_, 'a, S> {
-        let nsp = self
-            .core
-            .nsp_by_name
-            .get(nsp)
-            .copied()
-            .unwrap_or(usize::MAX);
+        let nsp = self.core.nsp_by_name.get(nsp).copied();
         Emitter::new(self, nsp, None)
     }
 
@@ -137,7 +132,9 @@ impl<'a, S: 'static> ServerCx<'a, S> {
         let Some(entry) = self.core.socket(ack.socket) else {
             return false;
         };
-        let nsp = &self.core.namespaces[entry.nsp].name;
+        let Some(nsp) = self.core.namespace(entry.nsp).map(|ns| &ns.name) else {
+            return false;
+        };
         let text = ack_packet(nsp, ack.id, items, attachments.len());
         self.core
             .send_to(self.engine, ack.socket, text, attachments, false)
@@ -152,20 +149,27 @@ impl<'a, S: 'static> ServerCx<'a, S> {
     /// The number of connected sockets in a namespace.
     pub fn socket_count(&self, nsp: &str) -> usize {
         self.core
-            .nsp_by_name
-            .get(nsp)
-            .map_or(0, |&i| self.core.namespaces[i].sockets.len())
+            .namespace_named(nsp)
+            .map_or(0, |ns| ns.sockets.len())
     }
 
     /// The rooms of a namespace that have members (socket-id rooms included).
     pub fn nsp_rooms(&self, nsp: &str) -> Vec<String> {
-        self.core.nsp_by_name.get(nsp).map_or(Vec::new(), |&i| {
-            self.core.namespaces[i]
-                .rooms
-                .rooms()
-                .map(str::to_owned)
-                .collect()
+        self.core.namespace_named(nsp).map_or(Vec::new(), |ns| {
+            ns.rooms.rooms().map(str::to_owned).collect()
         })
+    }
+
+    /// The names of the namespaces that exist: the static ones, and the children of dynamic
+    /// namespaces that have sockets (or all children ever created, if
+    /// [`Server::cleanup_empty_child_namespaces`](super::Server::cleanup_empty_child_namespaces)
+    /// is off).
+    pub fn namespaces(&self) -> Vec<String> {
+        self.core
+            .namespaces
+            .iter()
+            .map(|(_, ns)| ns.name.clone())
+            .collect()
     }
 
     /// Socket.IO counters: drops and refusals.
@@ -230,7 +234,7 @@ impl<'a, S: 'static> SocketCx<'a, S> {
         }
     }
 
-    fn entry(&self) -> Option<&super::SocketEntry> {
+    fn entry(&self) -> Option<&SocketEntry> {
         self.server.core.socket(self.key)
     }
 
@@ -247,7 +251,8 @@ impl<'a, S: 'static> SocketCx<'a, S> {
     /// The namespace's name.
     pub fn nsp(&self) -> &str {
         self.entry()
-            .map_or("", |e| self.server.core.namespaces[e.nsp].name.as_str())
+            .and_then(|e| self.server.core.namespace(e.nsp))
+            .map_or("", |ns| ns.name.as_str())
     }
 
     fn session(&self) -> Option<SessionId> {
@@ -297,16 +302,18 @@ impl<'a, S: 'static> SocketCx<'a, S> {
     /// limits or the room validator refuse it.
     pub fn try_join(&mut self, room: impl AsRef<str>) -> bool {
         let key = self.key;
-        self.server.core.join(key, room.as_ref())
+        self.server
+            .core
+            .join(self.server.engine, key, room.as_ref())
     }
 
     /// Leaves a room.
     pub fn leave(&mut self, room: impl AsRef<str>) {
         if let Some(nsp) = self.entry().map(|e| e.nsp) {
             let key = self.key;
-            self.server.core.namespaces[nsp]
-                .rooms
-                .leave(key, room.as_ref());
+            if let Some(ns) = self.server.core.namespace_mut(nsp) {
+                ns.rooms.leave(key, room.as_ref());
+            }
         }
     }
 
@@ -322,13 +329,11 @@ impl<'a, S: 'static> SocketCx<'a, S> {
 
     /// The rooms the socket is in (its own id room included).
     pub fn rooms(&self) -> Vec<String> {
-        self.entry().map_or(Vec::new(), |e| {
-            self.server.core.namespaces[e.nsp]
-                .rooms
-                .rooms_of(&self.key)
-                .map(str::to_owned)
-                .collect()
-        })
+        self.entry()
+            .and_then(|e| self.server.core.namespace(e.nsp))
+            .map_or(Vec::new(), |ns| {
+                ns.rooms.rooms_of(&self.key).map(str::to_owned).collect()
+            })
     }
 
     /// Emits an event with one argument to this socket.
@@ -384,7 +389,7 @@ impl<'a, S: 'static> SocketCx<'a, S> {
     }
 
     fn emitter(&mut self) -> Emitter<'_, 'a, S> {
-        let nsp = self.entry().map_or(usize::MAX, |e| e.nsp);
+        let nsp = self.entry().map(|e| e.nsp);
         let key = self.key;
         Emitter::new(&mut self.server, nsp, Some(key))
     }
@@ -439,6 +444,18 @@ impl<'a, S: 'static> SocketCx<'a, S> {
 
     pub(crate) fn count_refused(&mut self) {
         self.server.core.stats.events_refused += 1;
+    }
+
+    /// Whether a log line about something this socket's client caused may be written (at
+    /// `debug`, a few per peer address per second).
+    pub(super) fn may_log_client(&mut self) -> bool {
+        self.session()
+            .is_some_and(|session| self.server.engine.may_log_client(session))
+    }
+
+    /// The client's address, for a log line.
+    pub(super) fn peer(&self) -> Peer {
+        Peer(self.handshake().map(|h| h.address))
     }
 }
 
@@ -520,7 +537,8 @@ pub struct SocketInfo {
 /// the server goes through here, so one place knows its rooms, exceptions and flags.
 pub struct Emitter<'c, 'a, S> {
     cx: &'c mut ServerCx<'a, S>,
-    nsp: usize,
+    /// `None`: a namespace that does not exist (the emit reaches nobody).
+    nsp: Option<NspKey>,
     rooms: Vec<String>,
     except: Vec<String>,
     sender: Option<SocketKey>,
@@ -541,7 +559,7 @@ impl<S> std::fmt::Debug for Emitter<'_, '_, S> {
 }
 
 impl<'c, 'a, S: 'static> Emitter<'c, 'a, S> {
-    fn new(cx: &'c mut ServerCx<'a, S>, nsp: usize, sender: Option<SocketKey>) -> Self {
+    fn new(cx: &'c mut ServerCx<'a, S>, nsp: Option<NspKey>, sender: Option<SocketKey>) -> Self {
         Emitter {
             cx,
             nsp,
@@ -610,10 +628,8 @@ impl<'c, 'a, S: 'static> Emitter<'c, 'a, S> {
     }
 
     fn nsp_name(&self) -> String {
-        self.cx
-            .core
-            .namespaces
-            .get(self.nsp)
+        self.nsp
+            .and_then(|key| self.cx.core.namespace(key))
             .map_or_else(String::new, |n| n.name.clone())
     }
 
@@ -719,7 +735,7 @@ impl<'c, 'a, S: 'static> Emitter<'c, 'a, S> {
     fn info(&self, key: SocketKey) -> Option<SocketInfo> {
         let core = &*self.cx.core;
         let e = core.socket(key)?;
-        let ns = &core.namespaces[e.nsp];
+        let ns = core.namespace(e.nsp)?;
         Some(SocketInfo {
             id: e.id.to_string(),
             key,
@@ -762,14 +778,14 @@ impl<'c, 'a, S: 'static> Emitter<'c, 'a, S> {
     /// Makes the selected sockets join `room` (within the room limits).
     pub fn join(self, room: &str) {
         for key in self.targets() {
-            self.cx.core.join(key, room);
+            self.cx.core.join(self.cx.engine, key, room);
         }
     }
 
     /// Makes the selected sockets leave `room`.
     pub fn leave(self, room: &str) {
         let targets = self.targets();
-        if let Some(ns) = self.cx.core.namespaces.get_mut(self.nsp) {
+        if let Some(ns) = self.nsp.and_then(|key| self.cx.core.namespace_mut(key)) {
             for key in targets {
                 ns.rooms.leave(key, room);
             }

@@ -67,6 +67,8 @@ pub struct Assembler {
     /// `packet.attachments`). Boxed: every client has an assembler and almost all of them
     /// wait for nothing, so the idle one is a pointer, not a packet.
     pending: Option<Box<Complete>>,
+    /// The bytes `pending` holds: its data and its attachments so far.
+    buffered: usize,
 }
 
 impl Assembler {
@@ -75,6 +77,7 @@ impl Assembler {
         Assembler {
             limits,
             pending: None,
+            buffered: 0,
         }
     }
 
@@ -102,7 +105,8 @@ impl Assembler {
         &mut self,
         text: &'a str,
     ) -> Result<Option<PacketParts<'a>>, DecodeError> {
-        if self.pending.take().is_some() {
+        if self.is_waiting() {
+            self.reset();
             return Err(DecodeError::UnexpectedText);
         }
         let parts = PacketParts::decode(text, &self.limits)?;
@@ -112,6 +116,7 @@ impl Assembler {
                 packet: parts.to_packet(),
                 attachments: Vec::new(),
             }));
+            self.buffered = parts.data.map_or(0, |data| data.get().len());
             Ok(None)
         } else {
             Ok(Some(parts))
@@ -126,10 +131,13 @@ impl Assembler {
         let Some(mut pending) = self.pending.take() else {
             return Err(DecodeError::UnexpectedBinary);
         };
-        pending.attachments.push(data);
-        if pending.attachments.len() >= pending.packet.attachments {
+        if pending.attachments.len() + 1 >= pending.packet.attachments {
+            self.buffered = 0;
+            pending.attachments.push(data);
             Ok(Some(*pending))
         } else {
+            self.buffered += data.len();
+            pending.attachments.push(data);
             self.pending = Some(pending);
             Ok(None)
         }
@@ -140,9 +148,17 @@ impl Assembler {
         self.pending.is_some()
     }
 
+    /// The bytes held for the packet that waits for attachments: its data and the
+    /// attachments so far (0 when none waits). A server counts them against its memory
+    /// budget, since a client decides how much it sends before the packet completes.
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffered
+    }
+
     /// Drops a packet waiting for attachments, if any.
     pub fn reset(&mut self) {
         self.pending = None;
+        self.buffered = 0;
     }
 }
 
@@ -216,6 +232,28 @@ mod tests {
         assert_eq!(a.push_text(r#"51-["a"]"#), Ok(None));
         assert!(a.push_binary(vec![1]).unwrap().is_some());
         assert_eq!(a.push_binary(vec![1]), Err(DecodeError::UnexpectedBinary));
+    }
+
+    #[test]
+    fn buffered_bytes_follow_the_waiting_packet() {
+        let mut a = assembler();
+        assert_eq!(a.buffered_bytes(), 0);
+        let text = r#"52-["a",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#;
+        let data_len = text.len() - "52-".len();
+        assert_eq!(a.push_text(text), Ok(None));
+        assert_eq!(a.buffered_bytes(), data_len);
+        assert_eq!(a.push_binary(vec![0; 100]), Ok(None));
+        assert_eq!(a.buffered_bytes(), data_len + 100);
+        assert!(a.push_binary(vec![0; 50]).unwrap().is_some());
+        assert_eq!(a.buffered_bytes(), 0, "complete: nothing held");
+        // Dropped by an error, or by a reset.
+        assert_eq!(a.push_text(text), Ok(None));
+        assert_eq!(a.push_binary(vec![0; 100]), Ok(None));
+        assert_eq!(a.push_text("2[\"x\"]"), Err(DecodeError::UnexpectedText));
+        assert_eq!(a.buffered_bytes(), 0);
+        assert_eq!(a.push_text(text), Ok(None));
+        a.reset();
+        assert_eq!(a.buffered_bytes(), 0);
     }
 
     #[test]

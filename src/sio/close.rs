@@ -1,0 +1,89 @@
+//! The one close path for sockets (`close_socket`), and what closes a whole client: its
+//! transport went away, or it broke the protocol.
+
+use super::args::encode_packet;
+use super::core::Peer;
+use super::dispatch::Io;
+use super::{AckError, DisconnectReason, SocketCx, SocketKey};
+use crate::engineio::Message;
+use crate::server::{Engine, SessionId};
+use crate::socketio::packet::PacketType;
+
+impl<S: 'static> Io<S> {
+    /// The one place a socket is removed: the disconnect handler runs (rooms and data still
+    /// readable), then the socket leaves every room, its pending acks fail, and (for a
+    /// server-side disconnect) the client is told.
+    pub(super) fn close_socket(
+        &mut self,
+        engine: &mut Engine,
+        key: SocketKey,
+        reason: DisconnectReason,
+        notify: bool,
+    ) {
+        let Some(entry) = self.core.socket(key) else {
+            return;
+        };
+        let (nsp, session) = (entry.nsp, entry.session);
+        let handlers = self.core.namespace(nsp).map(|ns| ns.handlers);
+        if let Some(f) = handlers.and_then(|h| self.handlers[h].on_disconnect.as_mut()) {
+            f(&mut SocketCx::new(engine, &mut self.core, key), reason);
+        }
+        if self.core.socket(key).is_none() {
+            return;
+        }
+        let entry = self.core.sockets.remove(key.index);
+        if let Some(client) = self.core.clients.get_mut(&session) {
+            client.sockets.retain(|k| *k != key);
+        }
+        if let Some(ns) = self.core.namespace_mut(nsp) {
+            ns.rooms.leave_all(&key);
+            ns.sockets.remove(&key);
+            if notify {
+                let text = encode_packet(PacketType::Disconnect, &ns.name, None, &[], 0);
+                engine.send(session, Message::Text(text));
+            }
+        }
+        self.core.remove_if_empty_child(nsp);
+        // Pending acks of this socket fail.
+        for ack in self.core.acks.of_socket(key) {
+            self.finish_ack(engine, ack, Err(AckError::Disconnected), &entry.id);
+        }
+        self.after_handler(engine);
+    }
+
+    /// Closes every socket of a session and forgets the session.
+    pub(super) fn drop_client(
+        &mut self,
+        engine: &mut Engine,
+        session: SessionId,
+        reason: DisconnectReason,
+    ) {
+        let Some(client) = self.core.clients.remove(&session) else {
+            return;
+        };
+        if client.assembler.is_waiting() {
+            // What it held for a part-sent binary packet is freed with it.
+            engine.hold(session, 0);
+        }
+        for key in client.sockets {
+            self.close_socket(engine, key, reason, false);
+        }
+    }
+
+    /// The client broke the protocol: its sockets get `parse error` and the connection closes.
+    pub(super) fn parse_error(
+        &mut self,
+        engine: &mut Engine,
+        session: SessionId,
+        what: &dyn std::fmt::Display,
+    ) {
+        if engine.may_log_client(session) {
+            log::debug!(
+                "sioloop: closing {} after a bad packet: {what}",
+                Peer::of(engine, session)
+            );
+        }
+        self.drop_client(engine, session, DisconnectReason::ParseError);
+        engine.close(session);
+    }
+}

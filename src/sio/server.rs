@@ -1,0 +1,230 @@
+//! `Server`: binding, the Socket.IO settings, registering namespaces and timers, and
+//! running the loop.
+
+use super::config::{RateLimit, SioConfig};
+use super::core::Core;
+use super::dispatch::Io;
+use super::namespace::{Namespace, normalize_nsp};
+use super::timers::UserTimer;
+use super::{Handle, ServerCx, Stats, TimerId};
+use crate::http::{Request, Response};
+use crate::server::{Config, Engine};
+use crate::socketio::packet::Limits;
+use foldhash::HashMap;
+use slab::Slab;
+use std::collections::{BinaryHeap, HashSet};
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// A Socket.IO server. See the [module docs](super).
+pub struct Server<S: 'static> {
+    engine: Engine,
+    io: Io<S>,
+}
+
+impl<S: 'static> std::fmt::Debug for Server<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.engine.local_addr())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: 'static> Server<S> {
+    /// Binds a server whose handlers share `state`.
+    pub fn bind(addr: impl ToSocketAddrs, config: Config, state: S) -> io::Result<Server<S>> {
+        let engine = Engine::bind(addr, config)?;
+        let (commands_tx, commands_rx) = mpsc::channel();
+        let core = Core {
+            state,
+            config: SioConfig::default(),
+            namespaces: Slab::new(),
+            nsp_by_name: HashMap::default(),
+            sockets: Slab::new(),
+            clients: HashMap::default(),
+            acks: Default::default(),
+            groups: Slab::new(),
+            timers: BinaryHeap::new(),
+            pending_disconnects: Vec::new(),
+            pending_connection_closes: Vec::new(),
+            new_timers: Vec::new(),
+            cancelled_timers: HashSet::new(),
+            next_timer_id: 0,
+            generation: 0,
+            limits: Limits::default(),
+            stats: Stats::default(),
+            commands_tx,
+            room_validator: None,
+            dynamic_namespaces: 0,
+        };
+        Ok(Server {
+            engine,
+            io: Io {
+                core,
+                handlers: Vec::new(),
+                dynamic: Vec::new(),
+                user_timers: HashMap::default(),
+                http: None,
+                commands_rx,
+            },
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.engine.local_addr()
+    }
+
+    /// How long a client may stay connected without joining any namespace (default 45 s,
+    /// as the reference server).
+    pub fn connect_timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.io.core.config.connect_timeout = timeout;
+        self
+    }
+
+    /// The most rooms one socket may be in, its own id room included (default 128).
+    pub fn max_rooms_per_socket(&mut self, max: usize) -> &mut Self {
+        self.io.core.config.max_rooms_per_socket = max;
+        self
+    }
+
+    /// The longest room name, in bytes (default 256).
+    pub fn max_room_name_len(&mut self, max: usize) -> &mut Self {
+        self.io.core.config.max_room_name_len = max;
+        self
+    }
+
+    /// An application check on room names; a join it refuses is counted and ignored.
+    pub fn validate_room(&mut self, f: impl Fn(&str) -> bool + 'static) -> &mut Self {
+        self.io.core.room_validator = Some(Box::new(f));
+        self
+    }
+
+    /// The most child namespaces of dynamic namespaces alive at once (default 1024); past it
+    /// a client gets CONNECT_ERROR `Too many namespaces`. A child is created only once the
+    /// dynamic namespace's middlewares accept a client, and (see
+    /// [`Server::cleanup_empty_child_namespaces`]) removed when its last socket leaves.
+    pub fn max_dynamic_namespaces(&mut self, max: usize) -> &mut Self {
+        self.io.core.config.max_dynamic_namespaces = max;
+        self
+    }
+
+    /// The longest namespace name a client may ask for that does not exist yet, in bytes
+    /// (default 256). A longer one gets CONNECT_ERROR `Namespace name too long` (counted in
+    /// [`Stats::connects_refused`]) before any dynamic namespace's matcher sees it.
+    pub fn max_namespace_name_len(&mut self, max: usize) -> &mut Self {
+        self.io.core.config.max_namespace_name_len = max;
+        self
+    }
+
+    /// Whether a child namespace of a dynamic namespace is removed when its last socket
+    /// leaves (default `true`; the reference server's `cleanupEmptyChildNamespaces`, off
+    /// there by default). A removed child is created again by the next client the dynamic
+    /// namespace's middlewares accept, with the same handlers; its rooms start empty.
+    pub fn cleanup_empty_child_namespaces(&mut self, cleanup: bool) -> &mut Self {
+        self.io.core.config.cleanup_empty_child_namespaces = cleanup;
+        self
+    }
+
+    /// Limits incoming events per socket with a token bucket (default: no limit).
+    pub fn rate_limit(&mut self, limit: RateLimit) -> &mut Self {
+        self.io.core.config.rate_limit = Some(limit);
+        self
+    }
+
+    /// Sees every handshake request (headers, address); `false` refuses it with `403` and
+    /// Engine.IO code 4 `Forbidden`, like the reference `allowRequest`.
+    pub fn allow_request(
+        &mut self,
+        f: impl FnMut(&Request, SocketAddr) -> bool + 'static,
+    ) -> &mut Self {
+        self.engine.set_allow_request(f);
+        self
+    }
+
+    /// How long a binary packet (BINARY_EVENT, BINARY_ACK) may wait for its attachments
+    /// (default 10 s). A client that announces attachments and does not send them all in
+    /// time is closed with `parse error`, and it is counted in
+    /// [`Stats::attachments_timed_out`]. What a client has sent of a packet so far counts
+    /// against [`Config::max_buffered_bytes`].
+    pub fn attachments_timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.io.core.config.attachments_timeout = timeout;
+        self
+    }
+
+    /// The most binary attachments one packet may carry (default 10).
+    pub fn max_attachments(&mut self, max: usize) -> &mut Self {
+        self.io.core.limits.max_attachments = max;
+        self
+    }
+
+    /// The handlers of a static namespace, created on first use.
+    pub fn of(&mut self, name: &str) -> &mut Namespace<S> {
+        let name = normalize_nsp(name);
+        let index = match self.io.core.namespace_named(&name) {
+            Some(ns) => ns.handlers,
+            None => {
+                let handlers = self.io.handlers.len();
+                self.io.handlers.push(Namespace::new());
+                self.io.core.add_namespace(name, handlers, false);
+                handlers
+            }
+        };
+        &mut self.io.handlers[index]
+    }
+
+    /// A dynamic namespace: a client connecting to a name no static namespace has, and for
+    /// which `matches` is true, gets a child namespace of that name with these handlers.
+    pub fn dynamic(&mut self, matches: impl Fn(&str) -> bool + 'static) -> &mut Namespace<S> {
+        let handlers = self.io.handlers.len();
+        self.io.handlers.push(Namespace::new());
+        self.io.dynamic.push((Box::new(matches), handlers));
+        &mut self.io.handlers[handlers]
+    }
+
+    /// Runs `f` every `period` on the loop (a game tick).
+    pub fn every(
+        &mut self,
+        period: Duration,
+        f: impl FnMut(&mut ServerCx<'_, S>) + 'static,
+    ) -> TimerId {
+        let id = self.io.core.add_timer(
+            self.engine.clock() + period,
+            UserTimer {
+                period: Some(period),
+                f: Box::new(f),
+            },
+        );
+        self.io.merge_new_timers();
+        id
+    }
+
+    /// Answers HTTP requests for paths other than the Engine.IO path (a page, a health
+    /// check). `None` answers 404.
+    pub fn on_http(&mut self, f: impl FnMut(&Request) -> Option<Response> + 'static) -> &mut Self {
+        self.io.http = Some(Box::new(f));
+        self
+    }
+
+    /// A `Send + Clone` handle to reach the loop from other threads.
+    pub fn handle(&self) -> Handle<S> {
+        Handle::new(
+            self.io.core.commands_tx.clone(),
+            self.engine.wake_handle(),
+            self.engine.shutdown_handle(),
+        )
+    }
+
+    /// The application state (before or after `run`).
+    pub fn state(&mut self) -> &mut S {
+        &mut self.io.core.state
+    }
+
+    /// Runs until Ctrl-C or [`Handle::shutdown`]; every socket is then disconnected with
+    /// `server shutting down`.
+    pub fn run(&mut self) -> io::Result<()> {
+        self.engine.run(&mut self.io)
+    }
+}
