@@ -100,10 +100,11 @@ impl<S: 'static> Io<S> {
         if !self.core.clients.contains_key(&session) {
             return;
         }
-        // Looked up only now: a new child is created here, and a child that existed before
-        // may have been emptied and removed by the disconnects the middlewares asked for
-        // (run just above); then it is created again, with the same handlers. Static
-        // namespaces are never removed.
+        // Looked up only now: a new child is created here, once the middlewares have
+        // accepted. An existing child is looked up again too, so that nothing run since the
+        // lookup above (the middlewares, `after_handler`) can leave this connect holding a
+        // removed namespace; if it is gone, it is created again with the same handlers.
+        // Static namespaces are never removed.
         let nsp = match self.core.nsp_by_name.get(nsp_name) {
             Some(&key) => key,
             None => {
