@@ -9,18 +9,22 @@
 //! Broadcast frames shared between connections are counted for each recipient that has
 //! not taken them yet, which overstates; the budget errs on the safe side.
 //!
-//! Over the budget:
-//! 1. *Slow consumers first*: connections with the most unsent output (at least
-//!    [`SLOW_CONSUMER_FLOOR`]) are closed with `slow consumer`, largest first, until the sum
-//!    is back under the budget. Their clients stopped reading; the rest should not pay.
-//! 2. *Then input*: a connection holding at least [`INPUT_FLOOR`] of unfinished input (a
-//!    large message in progress, fragments, attachments) is not read until the sum is
-//!    back under the budget (or its peer closes); its bytes wait in the kernel and TCP
-//!    slows its sender. Other
-//!    connections are still read, [`SQUEEZED_READ`] bytes at a time, so well-behaved
-//!    clients keep working. A paused client that never finishes is ended by its own
-//!    deadlines (its pongs wait unread, so the heartbeat closes it; attachments have a
-//!    timeout of their own).
+//! Near and over the budget:
+//! 1. *Slow consumers first*: past three quarters of the budget ("squeezed"), connections
+//!    with the most unsent output (at least [`SLOW_CONSUMER_FLOOR`]) are closed with `slow
+//!    consumer`, largest first, until the sum is back under three quarters. Their clients
+//!    stopped reading; the rest should not pay.
+//! 2. *Then input*: while still squeezed, a connection is read
+//!    only while it holds less than its *share* of unfinished input, and then only a share
+//!    at a time. The share is the last quarter of the budget split over the open
+//!    connections (between 1 and 16 KiB), so even if every connection takes its share the
+//!    sum stays within the budget. A connection over its share is paused (a large message
+//!    in progress, fragments, attachments): its bytes wait in the kernel and TCP slows its
+//!    sender, until the sum falls back under three quarters. A well-behaved client's small
+//!    messages fit in its share, so it keeps working. A paused client whose peer has gone
+//!    (FIN or RST) is closed without reading what it left. A paused client that never
+//!    finishes is ended by its own deadlines (its pongs wait unread, so the heartbeat
+//!    closes it; attachments have a timeout of their own).
 
 use super::Engine;
 use super::conn::ConnState;
@@ -28,12 +32,11 @@ use crate::engineio::session::CloseReason;
 use mio::Token;
 use std::time::Instant;
 
-/// A connection holding at least this much unfinished input is paused over the budget.
-pub(super) const INPUT_FLOOR: usize = 16 * 1024;
 /// Connections with at least this much unsent output are closed over the budget.
 pub(super) const SLOW_CONSUMER_FLOOR: usize = 64 * 1024;
-/// How much a connection is read at a time while the budget is spent.
-pub(super) const SQUEEZED_READ: usize = 4 * 1024;
+/// The bounds of a connection's share of unfinished input while the budget is squeezed.
+const MIN_SHARE: usize = 1024;
+const MAX_SHARE: usize = 16 * 1024;
 
 /// The sum of what is buffered, the budget, and the connections paused for it.
 #[derive(Debug)]
@@ -63,8 +66,15 @@ impl Budget {
         self.paused.len()
     }
 
-    pub(super) fn over(&self) -> bool {
-        self.total > self.limit
+    /// Past three quarters of the budget: connections are read only within their share.
+    pub(super) fn squeezed(&self) -> bool {
+        self.total > self.limit - self.limit / 4
+    }
+
+    /// A connection's share of unfinished input while squeezed: the last quarter of the
+    /// budget over the open connections.
+    pub(super) fn share(&self, connections: usize) -> usize {
+        (self.limit / 4 / connections.max(1)).clamp(MIN_SHARE, MAX_SHARE)
     }
 
     /// Replaces what one holder was counted for (`was`) by what it holds now.
@@ -98,29 +108,41 @@ impl Engine {
         slot.accounted = held;
     }
 
-    /// Whether reading this connection waits for memory to free up: the budget is spent
-    /// and the connection holds a large share of unfinished input (its own, or attachments
-    /// its handler holds for its session). A paused connection is counted once per pause.
+    /// How much a connection may read at once now: everything the read buffer takes, or,
+    /// while the budget is squeezed, its share.
+    pub(super) fn read_allowance(&self) -> usize {
+        if self.budget.squeezed() {
+            self.budget.share(self.conns.len())
+        } else {
+            usize::MAX
+        }
+    }
+
+    /// Whether reading this connection waits for memory to free up: the budget is
+    /// squeezed and the connection holds its share of unfinished input or more (its own,
+    /// or attachments its handler holds for its session). A paused connection is counted
+    /// once per pause. One whose peer has gone is closed instead: reading what it left
+    /// would only spend memory on a message nobody will finish.
     pub(super) fn paused_by_budget(&mut self, token: Token) -> bool {
-        if !self.budget.over() {
+        if !self.budget.squeezed() {
             return false;
         }
+        let share = self.budget.share(self.conns.len());
         let Some(conn) = self.conns.get(token.0) else {
             return false;
         };
-        if conn.read_to_end {
-            // Its peer has closed or failed: what is left is final and bounded by the
-            // limits, and reading it to the end is what frees the connection.
-            return false;
-        }
         let mut held = conn.input_held();
         if let ConnState::WebSocket { session, .. } = &conn.state
             && let Some(slot) = self.slot((*session).into())
         {
             held += slot.held_by_handler;
         }
-        if held < INPUT_FLOOR {
+        if held < share {
             return false;
+        }
+        if conn.read_to_end {
+            self.close_conn(token, CloseReason::TransportClose);
+            return true;
         }
         let conn = &mut self.conns[token.0];
         if !conn.paused {
@@ -133,7 +155,7 @@ impl Engine {
 
     /// Once the budget has room again, paused connections are read again.
     pub(super) fn resume_paused(&mut self) {
-        if self.budget.over() || self.budget.paused.is_empty() {
+        if self.budget.squeezed() || self.budget.paused.is_empty() {
             return;
         }
         for (token, since) in std::mem::take(&mut self.budget.paused) {
@@ -148,10 +170,11 @@ impl Engine {
         }
     }
 
-    /// Over the budget, closes the slowest consumers (most unsent output first) until the
-    /// sum is back under it, or no connection holds enough output to be one.
+    /// Near the budget, closes the slowest consumers (most unsent output first) until the
+    /// sum is back under three quarters of it, or no connection holds enough output to be
+    /// one: before anyone's input is paused for memory they hold.
     pub(super) fn enforce_budget(&mut self) {
-        if !self.budget.over() {
+        if !self.budget.squeezed() {
             return;
         }
         let mut slow: Vec<(usize, Token)> = self
@@ -162,7 +185,7 @@ impl Engine {
             .collect();
         slow.sort_unstable_by(|a, b| b.cmp(a));
         for (_, token) in slow {
-            if !self.budget.over() {
+            if !self.budget.squeezed() {
                 break;
             }
             if let Some(conn) = self.conns.get_mut(token.0) {

@@ -140,18 +140,12 @@ impl Engine {
             if self.paused_by_budget(token) {
                 return;
             }
-            let squeezed = self.budget.over();
+            // Near the memory budget, connections that hold little are still read, a
+            // little at a time, so well-behaved clients keep working.
+            let want = self.read_allowance().min(self.read_buf.len()).min(left);
             let Some(conn) = self.conns.get_mut(token.0) else {
                 return;
             };
-            // Over the memory budget, connections that hold little are still read, a
-            // little at a time, so well-behaved clients keep working.
-            let want = if squeezed {
-                super::budget::SQUEEZED_READ
-            } else {
-                self.read_buf.len()
-            }
-            .min(left);
             match self.transport.recv(token.0, &mut self.read_buf[..want]) {
                 Ok(0) => {
                     self.close_conn(token, CloseReason::TransportClose);

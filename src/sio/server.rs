@@ -8,7 +8,7 @@ use super::namespace::{Namespace, normalize_nsp};
 use super::timers::UserTimer;
 use super::{Handle, ServerCx, Stats, TimerId};
 use crate::http::{Request, Response};
-use crate::server::{Config, Engine};
+use crate::server::{Config, Engine, MemoryNet};
 use crate::socketio::packet::Limits;
 use foldhash::HashMap;
 use slab::Slab;
@@ -35,7 +35,51 @@ impl<S: 'static> std::fmt::Debug for Server<S> {
 impl<S: 'static> Server<S> {
     /// Binds a server whose handlers share `state`.
     pub fn bind(addr: impl ToSocketAddrs, config: Config, state: S) -> io::Result<Server<S>> {
-        let engine = Engine::bind(addr, config)?;
+        Ok(Server::on_engine(Engine::bind(addr, config)?, state))
+    }
+
+    /// A server on an in-memory network with a fake clock instead of sockets (see
+    /// [`Engine::in_memory`]): clients are driven through the returned [`MemoryNet`], and
+    /// the loop is turned by hand with [`Server::turn`]. The engine, the Socket.IO layer and
+    /// your handlers are the code a real server runs, so an application's handlers can be
+    /// tested without ports or sleeps.
+    ///
+    /// ```
+    /// use sioloop::sio::Server;
+    /// use sioloop::server::Config;
+    ///
+    /// let (mut server, net) = Server::in_memory(Config::default(), ());
+    /// server.of("/").on("hello", |cx, name: String, ack| {
+    ///     if let Some(ack) = ack { cx.ack(ack, &format!("hi {name}")); }
+    /// });
+    /// let client = net.connect();
+    /// net.send(client, b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\n\r\n");
+    /// for _ in 0..2 { server.turn()?; }
+    /// let open = String::from_utf8(net.take_output(client)).unwrap();
+    /// let sid = &open[open.find("\"sid\":\"").unwrap() + 7..][..20];
+    /// let body = "40\x1e421[\"hello\",\"ann\"]"; // CONNECT to `/`, then an event with ack id 1
+    /// let post = format!(
+    ///     "POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nContent-Length: {}\r\n\r\n{body}",
+    ///     body.len()
+    /// );
+    /// net.send(client, post.as_bytes());
+    /// let get = format!("GET /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\n\r\n");
+    /// let mut answers = String::new();
+    /// for _ in 0..2 {
+    ///     net.send(client, get.as_bytes());
+    ///     for _ in 0..2 { server.turn()?; }
+    ///     answers += &String::from_utf8(net.take_output(client)).unwrap();
+    /// }
+    /// assert!(answers.contains("\r\n\r\n40{\"sid\":"), "{answers}");
+    /// assert!(answers.ends_with("\r\n\r\n431[\"hi ann\"]"), "{answers}");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn in_memory(config: Config, state: S) -> (Server<S>, MemoryNet) {
+        let (engine, net) = Engine::in_memory(config);
+        (Server::on_engine(engine, state), net)
+    }
+
+    fn on_engine(engine: Engine, state: S) -> Server<S> {
         let (commands_tx, commands_rx) = mpsc::channel();
         let core = Core {
             state,
@@ -59,7 +103,7 @@ impl<S: 'static> Server<S> {
             room_validator: None,
             dynamic_namespaces: 0,
         };
-        Ok(Server {
+        Server {
             engine,
             io: Io {
                 core,
@@ -69,7 +113,18 @@ impl<S: 'static> Server<S> {
                 http: None,
                 commands_rx,
             },
-        })
+        }
+    }
+
+    /// The Engine.IO engine underneath: its counters, sessions and connections.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// One turn of the loop (see [`Engine::turn`]); false once a shutdown has finished.
+    /// `run` is this in a loop, with Ctrl-C caught.
+    pub fn turn(&mut self) -> io::Result<bool> {
+        self.engine.turn(&mut self.io)
     }
 
     /// The address the server listens on.
