@@ -251,6 +251,7 @@ fn setup(ns: &mut Namespace<Testbed>) {
 fn main() -> std::io::Result<()> {
     let mut port = 3000u16;
     let mut config = Config::default().cors_any_origin();
+    let mut attachments_timeout = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args.next().unwrap_or_default();
@@ -267,12 +268,15 @@ fn main() -> std::io::Result<()> {
             "--max-payload" => config = config.max_payload(number() as usize),
             "--max-queued-bytes" => config = config.max_queued_bytes(number() as usize),
             "--head-timeout" => config = config.head_timeout(Duration::from_millis(number())),
+            "--max-buffered-bytes" => config = config.max_buffered_bytes(number() as usize),
+            "--attachments-timeout" => attachments_timeout = Some(number()),
             // Counters as Prometheus text, for the storm test.
             "--metrics" => config = config.metrics_path(&value),
             _ => {
                 eprintln!(
                     "usage: sio_testbed [--port N] [--ping-interval MS] [--ping-timeout MS] \
-                     [--max-payload BYTES] [--max-queued-bytes BYTES] [--head-timeout MS] [--metrics PATH]"
+                     [--max-payload BYTES] [--max-queued-bytes BYTES] [--head-timeout MS] \
+                     [--max-buffered-bytes BYTES] [--attachments-timeout MS] [--metrics PATH]"
                 );
                 std::process::exit(2)
             }
@@ -280,6 +284,9 @@ fn main() -> std::io::Result<()> {
     }
 
     let mut server = Server::bind(("127.0.0.1", port), config, Testbed::default())?;
+    if let Some(ms) = attachments_timeout {
+        server.attachments_timeout(Duration::from_millis(ms));
+    }
     setup(server.of("/"));
     setup(server.of("/admin"));
     setup(server.dynamic(|name| {

@@ -37,6 +37,32 @@ fn raw_tcp(addr: SocketAddr) -> Option<TcpStream> {
     Some(s)
 }
 
+/// A masked client frame with its payload (mask key zero: the payload is as is).
+fn masked(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = masked_fragment(opcode, payload);
+    f[0] |= 0x80;
+    f
+}
+
+/// A masked frame without the FIN bit (a fragment that more must follow).
+fn masked_fragment(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![opcode];
+    match payload.len() {
+        n if n < 126 => f.push(0x80 | n as u8),
+        n if n <= u16::MAX as usize => {
+            f.push(0x80 | 126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            f.push(0x80 | 127);
+            f.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    f.extend_from_slice(&[0, 0, 0, 0]);
+    f.extend_from_slice(payload);
+    f
+}
+
 /// A masked client frame header (no payload) announcing `len` bytes.
 fn frame_header(opcode: u8, len: u64) -> Vec<u8> {
     let mut h = vec![0x80 | opcode, 0x80 | 127];
@@ -103,6 +129,43 @@ fn misbehave(addr: SocketAddr, kind: u64, seed: u64) -> Option<Ws> {
             let _ = s.write_all(
                 b"POST /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nContent-Length: 104857600\r\n\r\n",
             );
+        }
+        // A binary event whose second attachment never comes (the attachments deadline
+        // and the memory budget deal with it); the client stays.
+        8 => {
+            let mut ws = sio_client(addr);
+            let _ = ws.get_mut().write_all(&masked(
+                0x1,
+                br#"452-["echo_ack",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#,
+            ));
+            let _ = ws.get_mut().write_all(&masked(0x2, &vec![7; 60_000]));
+            return Some(ws);
+        }
+        // A text message in fragments, never finished; the client stays.
+        9 => {
+            let mut ws = sio_client(addr);
+            let mut bytes = masked_fragment(0x1, b"4");
+            for _ in 0..6 {
+                bytes.extend(masked_fragment(0x0, &[b'f'; 10_000]));
+            }
+            let _ = ws.get_mut().write_all(&bytes);
+            return Some(ws);
+        }
+        // Connects to fresh dynamic namespaces without signing in (refused by the
+        // middleware: no child namespace may be left behind).
+        10 => {
+            let mut ws = sio_client(addr);
+            for i in 0..20 {
+                let _ = ws
+                    .get_mut()
+                    .write_all(&masked(0x1, format!("40/game-{seed}{i},").as_bytes()));
+            }
+        }
+        // A burst of small events as fast as TCP takes them (fair reads).
+        11 => {
+            let mut ws = sio_client(addr);
+            let burst = masked(0x1, br#"42["noop",1]"#).repeat(20_000);
+            let _ = ws.get_mut().write_all(&burst);
         }
         // A session that never answers pings and never reads: kept by the caller.
         _ => return Some(sio_client(addr)),
@@ -198,7 +261,7 @@ fn storm(server: &ExampleServer) -> StormReport {
                 let mut n = w;
                 while Instant::now() < deadline {
                     n += WORKERS as u64;
-                    if let Some(ws) = misbehave(addr, n % 10, n) {
+                    if let Some(ws) = misbehave(addr, n % 14, n) {
                         kept.push(ws);
                         if kept.len() > 50 {
                             kept.remove(0);
@@ -229,14 +292,17 @@ fn storm(server: &ExampleServer) -> StormReport {
         let sessions = metric(addr, "sioloop_sessions_open ");
         let sockets = metric(addr, "sioloop_sockets{nsp=\"/\"} ");
         let rooms = metric(addr, "sioloop_rooms{nsp=\"/\"} ");
+        let buffered = metric(addr, "sioloop_buffered_bytes ");
         // The metrics request itself holds one connection.
         let connections = metric(addr, "sioloop_connections_open ");
-        if (sessions, sockets, rooms, connections) == (0, 0, 0, 1) {
+        // What is buffered is the metrics request's own input buffer, if anything.
+        if (sessions, sockets, rooms, connections) == (0, 0, 0, 1) && buffered <= 64 * 1024 {
             break;
         }
         assert!(
             Instant::now() < settled,
-            "not empty after the storm: sessions {sessions}, sockets {sockets}, rooms {rooms}, connections {connections}"
+            "not empty after the storm: sessions {sessions}, sockets {sockets}, rooms {rooms}, \
+             connections {connections}, buffered bytes {buffered}"
         );
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -265,6 +331,10 @@ fn storm_of_misbehaving_clients() {
             "262144",
             "--head-timeout",
             "1000",
+            "--max-buffered-bytes",
+            "16777216",
+            "--attachments-timeout",
+            "200",
             "--metrics",
             "/metrics",
         ],
@@ -308,7 +378,8 @@ fn storm_of_misbehaving_clients() {
         );
     }
     eprintln!(
-        "slow consumers {}, ping timeouts {}",
+        "slow consumers {}, ping timeouts {}, reads deferred {}, paused by the budget {}, \
+         attachments timed out {}, child namespaces created {}",
         metric(
             addr,
             "sioloop_sessions_closed_total{reason=\"slow consumer\"} "
@@ -317,7 +388,16 @@ fn storm_of_misbehaving_clients() {
             addr,
             "sioloop_sessions_closed_total{reason=\"ping timeout\"} "
         ),
+        metric(addr, "sioloop_reads_deferred_total "),
+        metric(addr, "sioloop_reads_paused_by_budget_total "),
+        metric(addr, "sioloop_attachments_timed_out_total "),
+        metric(addr, "sioloop_namespaces_created_total "),
     );
+    // The new limits were hit: bursts were read in shares, unfinished attachments ran out
+    // of time, and no unauthenticated CONNECT created a namespace.
+    assert!(metric(addr, "sioloop_reads_deferred_total ") > 0);
+    assert!(metric(addr, "sioloop_attachments_timed_out_total ") > 0);
+    assert_eq!(metric(addr, "sioloop_namespaces_created_total "), 0);
     // Back near the baseline after tens of thousands of connections (what stays is the
     // allocator's free pages, kept for reuse, and the 45 s connect-timeout timer entries).
     assert!(

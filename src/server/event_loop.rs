@@ -83,6 +83,7 @@ impl Engine {
         self.settle(handler);
         self.enforce_budget();
         self.compact();
+        self.give_memory_back();
         if woken {
             handler.on_wake(self);
             self.settle(handler);
