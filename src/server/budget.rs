@@ -30,6 +30,7 @@ use super::Engine;
 use super::conn::ConnState;
 use crate::engineio::session::CloseReason;
 use mio::Token;
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// Connections with at least this much unsent output are closed over the budget.
@@ -50,6 +51,9 @@ pub(super) struct Budget {
     total: usize,
     /// The highest sum since memory was last given back.
     peak: usize,
+    /// What handlers hold per session (`Engine::hold`), by session slot, for the few
+    /// sessions that hold anything: kept here rather than in every session's slot.
+    pub(super) held_by_handler: HashMap<usize, usize>,
     last_trim: Option<Instant>,
     /// Paused connections, with when each was paused.
     paused: Vec<(Token, Instant)>,
@@ -61,6 +65,7 @@ impl Budget {
             limit,
             total: 0,
             peak: 0,
+            held_by_handler: HashMap::new(),
             last_trim: None,
             paused: Vec::new(),
         }
@@ -124,13 +129,27 @@ impl Engine {
         conn.accounted = held;
     }
 
+    /// What the handler holds for the session in this slot.
+    pub(super) fn held_by_handler(&self, index: usize) -> usize {
+        if self.budget.held_by_handler.is_empty() {
+            return 0;
+        }
+        self.budget
+            .held_by_handler
+            .get(&index)
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// Counts what a session holds now: its queued packets, and what its handler holds.
     pub(super) fn account_session(&mut self, index: usize) {
+        let by_handler = self.held_by_handler(index);
         let Some(slot) = self.sessions.get_mut(index) else {
             return;
         };
-        let held = slot.session.queued_bytes() + slot.held_by_handler;
-        self.budget.recount(slot.accounted, held);
+        let held = slot.session.queued_bytes() + by_handler;
+        let held = u32::try_from(held).unwrap_or(u32::MAX);
+        self.budget.recount(slot.accounted as usize, held as usize);
         slot.accounted = held;
     }
 
@@ -159,9 +178,9 @@ impl Engine {
         };
         let mut held = conn.input_held();
         if let ConnState::WebSocket { session, .. } = &conn.state
-            && let Some(slot) = self.slot((*session).into())
+            && self.slot((*session).into()).is_some()
         {
-            held += slot.held_by_handler;
+            held += self.held_by_handler(session.index);
         }
         if held < share {
             return false;

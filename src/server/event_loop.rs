@@ -237,6 +237,10 @@ impl Engine {
         if mostly_empty(self.per_ip.len(), self.per_ip.capacity()) {
             self.per_ip.shrink_to(self.per_ip.len() * 2);
         }
+        let held = &mut self.budget.held_by_handler;
+        if mostly_empty(held.len(), held.capacity()) {
+            held.shrink_to(held.len() * 2);
+        }
         // The per-turn work lists are empty between turns.
         if self.dirty_sessions.capacity() > 1024 {
             self.dirty_sessions = Vec::new();

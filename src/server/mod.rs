@@ -256,10 +256,15 @@ impl Engine {
     /// [`Config::max_buffered_bytes`], the server-wide memory budget. Each call replaces the
     /// previous figure; a closed session's figure is dropped with it.
     pub fn hold(&mut self, id: SessionId, bytes: usize) {
-        if let Some(slot) = self.slot_mut(id) {
-            slot.held_by_handler = bytes;
-            self.account_session(id.index);
+        if self.slot(id).is_none() {
+            return;
         }
+        if bytes == 0 {
+            self.budget.held_by_handler.remove(&id.index);
+        } else {
+            self.budget.held_by_handler.insert(id.index, bytes);
+        }
+        self.account_session(id.index);
     }
 
     /// Whether a packet sent to the session now goes out this turn rather than waiting
@@ -278,7 +283,8 @@ impl Engine {
         match (slot.ws, slot.held_get) {
             (Some(token), _) => self.conns.get(token.0).is_some_and(|c| !c.backlogged),
             (None, Some(_)) => true,
-            (None, None) => slot.answered_tick == self.tick,
+            // The low bits of the turn count (as `Conn::served_tick`).
+            (None, None) => slot.answered_tick == self.tick as u32,
         }
     }
 

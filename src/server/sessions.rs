@@ -31,12 +31,10 @@ pub(super) struct SessionSlot {
     pub(super) held_get: Option<Token>,
     /// The deadline already in the timer heap, so it is pushed once.
     pub(super) timer_at: Option<Instant>,
-    /// The loop iteration in which a held GET was last answered.
-    pub(super) answered_tick: u64,
-    /// Bytes the handler holds for this session (see [`Engine::hold`]).
-    pub(super) held_by_handler: usize,
-    /// What the memory budget counts for it now.
-    pub(super) accounted: usize,
+    /// The turn in which a held GET was last answered (the low bits of the turn count).
+    pub(super) answered_tick: u32,
+    /// What the memory budget counts for it now (saturating).
+    pub(super) accounted: u32,
 }
 
 /// The length of a session id: 15 random bytes in URL-safe base64.
@@ -103,8 +101,7 @@ impl Engine {
             probe: None,
             held_get: None,
             timer_at: None,
-            answered_tick: u64::MAX,
-            held_by_handler: 0,
+            answered_tick: u32::MAX,
             accounted: 0,
         });
         self.sids.insert(sid, index);
@@ -175,7 +172,7 @@ impl Engine {
             if let Some(packets) = slot.session.poll_polling_response() {
                 self.stats.packets_out += packets.len() as u64;
                 slot.held_get = None;
-                slot.answered_tick = self.tick;
+                slot.answered_tick = self.tick as u32;
                 self.answer_held_get(token, &packets);
             }
         }
@@ -202,7 +199,8 @@ impl Engine {
         }
         let slot = self.sessions.remove(index);
         self.sids.remove(&slot.sid);
-        self.budget.release(slot.accounted);
+        self.budget.release(slot.accounted as usize);
+        self.budget.held_by_handler.remove(&index);
         for token in [slot.ws, slot.probe].into_iter().flatten() {
             self.close_ws_gracefully(token, 1000, "");
         }

@@ -43,8 +43,16 @@ pub(super) type Command<S> = Box<dyn FnOnce(&mut ServerCx<'_, S>) + Send>;
 /// a stale key finds nothing rather than another namespace.
 #[derive(Clone, Copy, Debug, Eq, PartialEq, Hash)]
 pub(super) struct NspKey {
-    index: usize,
+    /// The slab index, as `u32`: every socket keeps its namespace's key, and namespaces are
+    /// far fewer than 4 billion (`max_dynamic_namespaces` bounds the children).
+    index: u32,
     generation: u32,
+}
+
+impl NspKey {
+    fn slot(self) -> usize {
+        self.index as usize
+    }
 }
 
 /// A namespace that exists: static, or a child created by a dynamic namespace.
@@ -76,8 +84,10 @@ pub(super) struct SocketEntry {
 pub(super) struct ClientState {
     pub(super) sockets: Vec<SocketKey>,
     pub(super) assembler: Assembler,
-    /// When the attachments of the packet the assembler holds must all have arrived.
-    pub(super) attachments_due: Option<Instant>,
+    /// Counts the binary packets the assembler started: an attachments deadline names the
+    /// packet it is for, so it does nothing once a later one took its place. (A number, not
+    /// the deadline itself: every client has this, and an `Instant` is four times larger.)
+    pub(super) binary_packets: u32,
     /// Whether a namespace was ever joined (else the connect timeout closes the session).
     pub(super) connected: bool,
 }
@@ -123,7 +133,10 @@ impl<S> Core<S> {
             rooms: RoomIndex::default(),
             sockets: BTreeSet::new(),
         });
-        let key = NspKey { index, generation };
+        let key = NspKey {
+            index: u32::try_from(index).unwrap_or(u32::MAX),
+            generation,
+        };
         self.nsp_by_name.insert(name, key);
         if child {
             self.dynamic_namespaces += 1;
@@ -142,7 +155,7 @@ impl<S> Core<S> {
         if !removable {
             return;
         }
-        let ns = self.namespaces.remove(key.index);
+        let ns = self.namespaces.remove(key.slot());
         self.nsp_by_name.remove(&ns.name);
         self.dynamic_namespaces -= 1;
         self.stats.namespaces_removed += 1;
@@ -150,13 +163,13 @@ impl<S> Core<S> {
 
     pub(super) fn namespace(&self, key: NspKey) -> Option<&NamespaceState> {
         self.namespaces
-            .get(key.index)
+            .get(key.slot())
             .filter(|ns| ns.generation == key.generation)
     }
 
     pub(super) fn namespace_mut(&mut self, key: NspKey) -> Option<&mut NamespaceState> {
         self.namespaces
-            .get_mut(key.index)
+            .get_mut(key.slot())
             .filter(|ns| ns.generation == key.generation)
     }
 

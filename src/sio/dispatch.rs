@@ -203,7 +203,7 @@ impl<S: 'static> EngineHandler for Io<S> {
             ClientState {
                 sockets: Vec::new(),
                 assembler: Assembler::new(self.core.limits),
-                attachments_due: None,
+                binary_packets: 0,
                 connected: false,
             },
         );
@@ -232,8 +232,11 @@ impl<S: 'static> EngineHandler for Io<S> {
                     // A binary packet now waits for its attachments, until a deadline: a
                     // client must not hold its part-sent packet (and the memory) forever.
                     let at = engine.now() + self.core.config.attachments_timeout;
-                    client.attachments_due = Some(at);
-                    self.core.timers.push(Reverse((at, Timer::Attachments(id))));
+                    client.binary_packets = client.binary_packets.wrapping_add(1);
+                    let packet = client.binary_packets;
+                    self.core
+                        .timers
+                        .push(Reverse((at, Timer::Attachments(id, packet))));
                     engine.hold(id, client.assembler.buffered_bytes());
                 }
                 Err(e) => self.parse_error(engine, id, &e),
@@ -243,7 +246,6 @@ impl<S: 'static> EngineHandler for Io<S> {
                     packet,
                     attachments,
                 })) => {
-                    client.attachments_due = None;
                     engine.hold(id, 0);
                     self.handle_packet(
                         engine,

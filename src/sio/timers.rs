@@ -18,7 +18,7 @@ pub(super) enum Timer {
     Group(usize, u32),
     Connect(SessionId),
     /// A client's binary packet must have all its attachments by now.
-    Attachments(SessionId),
+    Attachments(SessionId, u32),
     User(u64),
 }
 
@@ -97,16 +97,13 @@ impl<S: 'static> Io<S> {
                         engine.close(session);
                     }
                 }
-                Timer::Attachments(session) => {
+                Timer::Attachments(session, packet) => {
                     // Lazy deletion: an entry for a packet that completed, or that a later
                     // packet replaced (with its own deadline), does nothing.
-                    let due = self
-                        .core
-                        .clients
-                        .get(&session)
-                        .filter(|c| c.assembler.is_waiting())
-                        .and_then(|c| c.attachments_due);
-                    if due.is_some_and(|due| due <= now) {
+                    let still_waiting = self.core.clients.get(&session).is_some_and(|c| {
+                        c.assembler.is_waiting() && c.binary_packets == packet
+                    });
+                    if still_waiting {
                         self.core.stats.attachments_timed_out += 1;
                         let what = "the attachments of a binary packet did not arrive in time";
                         self.parse_error(engine, session, &what);

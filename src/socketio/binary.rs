@@ -67,8 +67,6 @@ pub struct Assembler {
     /// `packet.attachments`). Boxed: every client has an assembler and almost all of them
     /// wait for nothing, so the idle one is a pointer, not a packet.
     pending: Option<Box<Complete>>,
-    /// The bytes `pending` holds: its data and its attachments so far.
-    buffered: usize,
 }
 
 impl Assembler {
@@ -77,7 +75,6 @@ impl Assembler {
         Assembler {
             limits,
             pending: None,
-            buffered: 0,
         }
     }
 
@@ -116,7 +113,6 @@ impl Assembler {
                 packet: parts.to_packet(),
                 attachments: Vec::new(),
             }));
-            self.buffered = parts.data.map_or(0, |data| data.get().len());
             Ok(None)
         } else {
             Ok(Some(parts))
@@ -132,11 +128,9 @@ impl Assembler {
             return Err(DecodeError::UnexpectedBinary);
         };
         if pending.attachments.len() + 1 >= pending.packet.attachments {
-            self.buffered = 0;
             pending.attachments.push(data);
             Ok(Some(*pending))
         } else {
-            self.buffered += data.len();
             pending.attachments.push(data);
             self.pending = Some(pending);
             Ok(None)
@@ -151,14 +145,18 @@ impl Assembler {
     /// The bytes held for the packet that waits for attachments: its data and the
     /// attachments so far (0 when none waits). A server counts them against its memory
     /// budget, since a client decides how much it sends before the packet completes.
+    /// Computed when asked (at most `max_attachments` lengths to add) rather than kept:
+    /// every client has an assembler, and almost none holds anything.
     pub fn buffered_bytes(&self) -> usize {
-        self.buffered
+        self.pending.as_ref().map_or(0, |p| {
+            let data = p.packet.data.as_ref().map_or(0, |d| d.get().len());
+            data + p.attachments.iter().map(Vec::len).sum::<usize>()
+        })
     }
 
     /// Drops a packet waiting for attachments, if any.
     pub fn reset(&mut self) {
         self.pending = None;
-        self.buffered = 0;
     }
 }
 
