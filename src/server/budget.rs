@@ -76,6 +76,11 @@ impl Budget {
         self.total
     }
 
+    /// Whether paused connections wait for nothing any more (the loop must not sleep).
+    pub(super) fn can_resume(&self) -> bool {
+        !self.paused.is_empty() && !self.squeezed()
+    }
+
     /// Connections paused now.
     pub(super) fn paused_count(&self) -> usize {
         self.paused.len()
@@ -200,7 +205,7 @@ impl Engine {
 
     /// Once the budget has room again, paused connections are read again.
     pub(super) fn resume_paused(&mut self) {
-        if self.budget.squeezed() || self.budget.paused.is_empty() {
+        if !self.budget.can_resume() {
             return;
         }
         for (token, since) in std::mem::take(&mut self.budget.paused) {

@@ -77,11 +77,12 @@ impl Engine {
             }
         }
         self.ready = ready;
-        self.resume_paused();
         let woken = self.stopper.take_woken();
         self.fire_timers();
         self.settle(handler);
         self.enforce_budget();
+        // After the handlers and the budget's own measures, memory may have room again.
+        self.resume_paused();
         self.compact();
         self.give_memory_back();
         if woken {
@@ -105,9 +106,10 @@ impl Engine {
     }
 
     /// How long the next wait may sleep: until the nearest timer, the engine's or the
-    /// handler's; not at all when connections have input left from their last share.
+    /// handler's; not at all when connections have input left from their last share, or
+    /// were paused for memory that has freed up since.
     fn wait_timeout<H: EngineHandler>(&mut self, handler: &mut H) -> Option<Duration> {
-        if !self.deferred.is_empty() {
+        if !self.deferred.is_empty() || self.budget.can_resume() {
             return Some(Duration::ZERO);
         }
         let engine_next = self.timers.peek().map(|Reverse((at, _))| *at);
