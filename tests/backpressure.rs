@@ -24,24 +24,6 @@ use tungstenite::Message;
 /// How long the flood lasts.
 const FLOOD: Duration = Duration::from_secs(30);
 
-/// A masked client text frame (mask key zero: the payload is sent as is).
-fn text_frame(payload: &str) -> Vec<u8> {
-    let mut frame = vec![0x81];
-    let len = payload.len();
-    if len < 126 {
-        frame.push(0x80 | len as u8);
-    } else if len <= u16::MAX as usize {
-        frame.push(0x80 | 126);
-        frame.extend_from_slice(&(len as u16).to_be_bytes());
-    } else {
-        frame.push(0x80 | 127);
-        frame.extend_from_slice(&(len as u64).to_be_bytes());
-    }
-    frame.extend_from_slice(&[0, 0, 0, 0]);
-    frame.extend_from_slice(payload.as_bytes());
-    frame
-}
-
 /// A Socket.IO client on `/` over a WebSocket.
 fn client(addr: SocketAddr) -> Ws {
     let mut ws = ws_connect_path(addr, "/socket.io/", "EIO=4&transport=websocket");
@@ -300,8 +282,8 @@ fn flooders_are_slowed_by_tcp_and_everyone_else_is_served() {
     let rss_before = server.rss_kib();
 
     let stop = Arc::new(AtomicBool::new(false));
-    let small = text_frame("42[\"noop\",1]").repeat(4096);
-    let big = text_frame(&format!("42[\"noop\",\"{}\"]", "x".repeat(999_980)));
+    let small = masked_text("42[\"noop\",1]").repeat(4096);
+    let big = masked_text(&format!("42[\"noop\",\"{}\"]", "x".repeat(999_980)));
     let mut flooders: Vec<std::thread::JoinHandle<u64>> = [small, big]
         .into_iter()
         .map(|batch| {
@@ -393,7 +375,7 @@ fn memory_pinned_by_half_finished_attachments_goes_back() {
         f.extend(std::iter::repeat_n(7u8, 200_000));
         f
     };
-    let announce = text_frame(&format!(
+    let announce = masked_text(&format!(
         "4510-[\"noop\",{}]",
         (0..10)
             .map(|i| format!("{{\"_placeholder\":true,\"num\":{i}}}"))

@@ -20,24 +20,6 @@ use std::time::{Duration, Instant};
 
 const BUDGET: usize = 16 * 1024 * 1024;
 
-/// A masked client frame (mask key zero).
-fn frame(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
-    let mut f = vec![if fin { 0x80 } else { 0 } | opcode];
-    let len = payload.len();
-    if len < 126 {
-        f.push(0x80 | len as u8);
-    } else if len <= u16::MAX as usize {
-        f.push(0x80 | 126);
-        f.extend_from_slice(&(len as u16).to_be_bytes());
-    } else {
-        f.push(0x80 | 127);
-        f.extend_from_slice(&(len as u64).to_be_bytes());
-    }
-    f.extend_from_slice(&[0, 0, 0, 0]);
-    f.extend_from_slice(payload);
-    f
-}
-
 /// A raw WebSocket session joined to `/`, as a plain stream the test writes frames to.
 fn raw_session(addr: SocketAddr) -> TcpStream {
     let mut s = TcpStream::connect(addr).expect("connect");
@@ -47,7 +29,7 @@ fn raw_session(addr: SocketAddr) -> TcpStream {
           Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
     )
     .expect("upgrade request");
-    s.write_all(&frame(1, true, b"40")).expect("CONNECT");
+    s.write_all(&masked_frame(1, true, b"40")).expect("CONNECT");
     // The 101, the open packet and the CONNECT answer.
     s.set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
@@ -131,22 +113,22 @@ fn holders_of_unfinished_input_stay_within_the_budget() {
         let bytes = match i % 3 {
             // A text message in six fragments, never finished.
             0 => {
-                let mut b = frame(1, false, b"4");
+                let mut b = masked_frame(1, false, b"4");
                 for _ in 0..6 {
-                    b.extend(frame(0, false, &part));
+                    b.extend(masked_frame(0, false, &part));
                 }
                 b
             }
             // One frame announcing 900 kB, 600 kB of it sent.
-            1 => frame(1, true, &[b'4'; 900_000])[..600_000].to_vec(),
+            1 => masked_frame(1, true, &[b'4'; 900_000])[..600_000].to_vec(),
             // A binary event waiting for its second attachment.
             _ => {
-                let mut b = frame(
+                let mut b = masked_frame(
                     1,
                     true,
                     b"452-[\"echo\",{\"_placeholder\":true,\"num\":0},{\"_placeholder\":true,\"num\":1}]",
                 );
-                b.extend(frame(2, true, &vec![7u8; 600_000]));
+                b.extend(masked_frame(2, true, &vec![7u8; 600_000]));
                 b
             }
         };

@@ -3,6 +3,10 @@
 //! their `503` before a graceful close, a flooding connection gets one share per turn while
 //! others are served, the memory budget pauses the biggest holders, limits count messages.
 
+#[path = "common/raw.rs"]
+mod raw;
+
+use raw::{masked_frame, masked_text};
 use sioloop::engineio::{CloseReason, Message};
 use sioloop::server::{ClientId, Config, Engine, EngineHandler, MemoryNet, SessionId};
 use std::time::Duration;
@@ -87,28 +91,6 @@ impl Harness {
     }
 }
 
-/// A masked client frame (mask key zero: the payload is sent as is).
-fn frame(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
-    let mut f = vec![if fin { 0x80 } else { 0 } | opcode];
-    let len = payload.len();
-    if len < 126 {
-        f.push(0x80 | len as u8);
-    } else if len <= u16::MAX as usize {
-        f.push(0x80 | 126);
-        f.extend_from_slice(&(len as u16).to_be_bytes());
-    } else {
-        f.push(0x80 | 127);
-        f.extend_from_slice(&(len as u64).to_be_bytes());
-    }
-    f.extend_from_slice(&[0, 0, 0, 0]);
-    f.extend_from_slice(payload);
-    f
-}
-
-fn text(payload: &str) -> Vec<u8> {
-    frame(1, true, payload.as_bytes())
-}
-
 /// Server frames in `out` (unmasked): (opcode, payload).
 fn server_frames(mut out: &[u8]) -> Vec<(u8, Vec<u8>)> {
     let mut frames = Vec::new();
@@ -172,10 +154,10 @@ fn a_flooding_connection_gets_one_share_per_turn() {
     let flooder = h.websocket();
     let other = h.websocket();
     let burst: Vec<u8> = (0..1000)
-        .flat_map(|i| text(&format!("4flood{i}")))
+        .flat_map(|i| masked_text(&format!("4flood{i}")))
         .collect();
     h.net.send(flooder, &burst);
-    h.net.send(other, &text("4hello"));
+    h.net.send(other, &masked_text("4hello"));
     h.turn();
     let flooded = h.messages_from("flood");
     assert!(
@@ -217,17 +199,17 @@ fn back_to_back_messages_of_max_payload_pass_and_one_byte_more_is_refused() {
     let mut h = Harness::new(Config::default().max_payload(max));
     let client = h.websocket();
     let full = format!("4{}", "a".repeat(max - 1));
-    let mut two = text(&full);
-    two.extend(text(&full));
+    let mut two = masked_text(&full);
+    two.extend(masked_text(&full));
     // Fragmented too: the limit is on the message, not the frame.
-    two.extend(frame(1, false, &full.as_bytes()[..max / 2]));
-    two.extend(frame(0, true, &full.as_bytes()[max / 2..]));
+    two.extend(masked_frame(1, false, &full.as_bytes()[..max / 2]));
+    two.extend(masked_frame(0, true, &full.as_bytes()[max / 2..]));
     h.net.send(client, &two);
     h.turns(4);
     assert_eq!(h.messages_from("aaa"), 3);
     assert!(h.handler.closed.is_empty());
     let over = format!("4{}", "a".repeat(max));
-    h.net.send(client, &text(&over));
+    h.net.send(client, &masked_text(&over));
     h.turns(2);
     let frames = server_frames(&h.net.take_output(client));
     let close = frames
@@ -245,7 +227,7 @@ fn over_the_memory_budget_the_biggest_holders_wait_and_others_go_on() {
     let small = h.websocket();
     // Four clients each send most of a 500 kB frame, and then wait.
     let holders: Vec<ClientId> = (0..4).map(|_| h.websocket()).collect();
-    let big = text(&format!("4{}", "b".repeat(500_000)));
+    let big = masked_text(&format!("4{}", "b".repeat(500_000)));
     for &c in &holders {
         h.net.send(c, &big[..300_000]);
     }
@@ -257,7 +239,7 @@ fn over_the_memory_budget_the_biggest_holders_wait_and_others_go_on() {
     );
     assert!(h.engine.stats().reads_paused_by_budget > 0);
     // A well-behaved client is still served.
-    h.net.send(small, &text("4ping"));
+    h.net.send(small, &masked_text("4ping"));
     h.turns(2);
     assert_eq!(h.messages_from("ping"), 1);
     // Once the holders go, the memory is counted back, and what was paused is read.
@@ -290,7 +272,7 @@ fn a_slow_consumer_is_closed_first_when_the_budget_is_spent() {
     let slow = h.websocket();
     h.net.set_window(slow, 1024);
     // Messages to everyone: the slow client does not read its copies.
-    let chunk = text(&format!("4all{}", "s".repeat(100_000)));
+    let chunk = masked_text(&format!("4all{}", "s".repeat(100_000)));
     for _ in 0..8 {
         h.net.send(reader, &chunk);
         h.turns(2);
@@ -303,7 +285,7 @@ fn a_slow_consumer_is_closed_first_when_the_budget_is_spent() {
             .iter()
             .any(|(_, r)| *r == CloseReason::SlowConsumer)
     );
-    h.net.send(reader, &text("4still"));
+    h.net.send(reader, &masked_text("4still"));
     h.turns(2);
     assert_eq!(h.messages_from("still"), 1);
     assert!(h.engine.buffered_bytes() <= budget);

@@ -37,32 +37,6 @@ fn raw_tcp(addr: SocketAddr) -> Option<TcpStream> {
     Some(s)
 }
 
-/// A masked client frame with its payload (mask key zero: the payload is as is).
-fn masked(opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mut f = masked_fragment(opcode, payload);
-    f[0] |= 0x80;
-    f
-}
-
-/// A masked frame without the FIN bit (a fragment that more must follow).
-fn masked_fragment(opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mut f = vec![opcode];
-    match payload.len() {
-        n if n < 126 => f.push(0x80 | n as u8),
-        n if n <= u16::MAX as usize => {
-            f.push(0x80 | 126);
-            f.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            f.push(0x80 | 127);
-            f.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    f.extend_from_slice(&[0, 0, 0, 0]);
-    f.extend_from_slice(payload);
-    f
-}
-
 /// A masked client frame header (no payload) announcing `len` bytes.
 fn frame_header(opcode: u8, len: u64) -> Vec<u8> {
     let mut h = vec![0x80 | opcode, 0x80 | 127];
@@ -134,19 +108,22 @@ fn misbehave(addr: SocketAddr, kind: u64, seed: u64) -> Option<Ws> {
         // and the memory budget deal with it); the client stays.
         8 => {
             let mut ws = sio_client(addr);
-            let _ = ws.get_mut().write_all(&masked(
+            let _ = ws.get_mut().write_all(&masked_frame(
                 0x1,
+                true,
                 br#"452-["echo_ack",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#,
             ));
-            let _ = ws.get_mut().write_all(&masked(0x2, &vec![7; 60_000]));
+            let _ = ws
+                .get_mut()
+                .write_all(&masked_frame(0x2, true, &vec![7; 60_000]));
             return Some(ws);
         }
         // A text message in fragments, never finished; the client stays.
         9 => {
             let mut ws = sio_client(addr);
-            let mut bytes = masked_fragment(0x1, b"4");
+            let mut bytes = masked_frame(0x1, false, b"4");
             for _ in 0..6 {
-                bytes.extend(masked_fragment(0x0, &[b'f'; 10_000]));
+                bytes.extend(masked_frame(0x0, false, &[b'f'; 10_000]));
             }
             let _ = ws.get_mut().write_all(&bytes);
             return Some(ws);
@@ -156,15 +133,17 @@ fn misbehave(addr: SocketAddr, kind: u64, seed: u64) -> Option<Ws> {
         10 => {
             let mut ws = sio_client(addr);
             for i in 0..20 {
-                let _ = ws
-                    .get_mut()
-                    .write_all(&masked(0x1, format!("40/game-{seed}{i},").as_bytes()));
+                let _ = ws.get_mut().write_all(&masked_frame(
+                    0x1,
+                    true,
+                    format!("40/game-{seed}{i},").as_bytes(),
+                ));
             }
         }
         // A burst of small events as fast as TCP takes them (fair reads).
         11 => {
             let mut ws = sio_client(addr);
-            let burst = masked(0x1, br#"42["noop",1]"#).repeat(20_000);
+            let burst = masked_frame(0x1, true, br#"42["noop",1]"#).repeat(20_000);
             let _ = ws.get_mut().write_all(&burst);
         }
         // A session that never answers pings and never reads: kept by the caller.

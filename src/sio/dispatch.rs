@@ -147,12 +147,7 @@ impl<S: 'static> Io<S> {
             if !bucket.take(&limit, now) {
                 self.core.stats.events_rate_limited += 1;
                 if limit.action == RateLimitAction::Disconnect {
-                    self.core.pending_disconnects.push((
-                        key,
-                        DisconnectReason::ServerNamespaceDisconnect,
-                        true,
-                    ));
-                    self.after_handler(engine);
+                    self.disconnect_for_refused_event(engine, key);
                 }
                 return;
             }
@@ -175,12 +170,7 @@ impl<S: 'static> Io<S> {
                 }
                 Err(Refuse::Disconnect) => {
                     self.core.stats.events_refused += 1;
-                    self.core.pending_disconnects.push((
-                        key,
-                        DisconnectReason::ServerNamespaceDisconnect,
-                        true,
-                    ));
-                    self.after_handler(engine);
+                    self.disconnect_for_refused_event(engine, key);
                     return;
                 }
             }
@@ -192,6 +182,17 @@ impl<S: 'static> Io<S> {
         if let Some(h) = handler {
             h(&mut SocketCx::new(engine, &mut self.core, key), event, ack);
         }
+        self.after_handler(engine);
+    }
+
+    /// An event refused with a disconnect (rate limit, event middleware): the socket goes
+    /// with `server namespace disconnect`, the client told, once the handler returned.
+    fn disconnect_for_refused_event(&mut self, engine: &mut Engine, key: SocketKey) {
+        self.core.pending_disconnects.push((
+            key,
+            DisconnectReason::ServerNamespaceDisconnect,
+            true,
+        ));
         self.after_handler(engine);
     }
 }

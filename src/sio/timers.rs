@@ -100,9 +100,10 @@ impl<S: 'static> Io<S> {
                 Timer::Attachments(session, packet) => {
                     // Lazy deletion: an entry for a packet that completed, or that a later
                     // packet replaced (with its own deadline), does nothing.
-                    let still_waiting = self.core.clients.get(&session).is_some_and(|c| {
-                        c.assembler.is_waiting() && c.binary_packets == packet
-                    });
+                    let still_waiting =
+                        self.core.clients.get(&session).is_some_and(|c| {
+                            c.assembler.is_waiting() && c.binary_packets == packet
+                        });
                     if still_waiting {
                         self.core.stats.attachments_timed_out += 1;
                         let what = "the attachments of a binary packet did not arrive in time";

@@ -611,3 +611,29 @@ pub fn ws_wait_end(ws: &mut Ws, deadline: Instant) -> (Vec<String>, Option<WsEnd
         }
     }
 }
+
+/// A client WebSocket frame written by hand (for clients that misbehave or write many
+/// frames at once): `opcode`, the FIN bit, masked with the key zero (RFC 6455 allows it; the
+/// payload is then sent as is).
+pub fn masked_frame(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
+    let mut frame = vec![if fin { 0x80 } else { 0 } | opcode];
+    match payload.len() {
+        n if n < 126 => frame.push(0x80 | n as u8),
+        n if n <= u16::MAX as usize => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(&[0, 0, 0, 0]);
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// A whole masked text frame.
+pub fn masked_text(payload: &str) -> Vec<u8> {
+    masked_frame(0x1, true, payload.as_bytes())
+}
