@@ -203,10 +203,11 @@ impl Engine {
         true
     }
 
-    /// Once the budget has room again, paused connections are read again.
-    pub(super) fn resume_paused(&mut self) {
+    /// Once the budget has room again, paused connections are read again. Returns whether
+    /// any was.
+    pub(super) fn resume_paused(&mut self) -> bool {
         if !self.budget.can_resume() {
-            return;
+            return false;
         }
         for (token, since) in std::mem::take(&mut self.budget.paused) {
             if let Some(conn) = self.conns.get_mut(token.0)
@@ -218,6 +219,7 @@ impl Engine {
                 self.service_input(token, false);
             }
         }
+        true
     }
 
     /// After a burst of buffered memory was released (clients holding large messages left),

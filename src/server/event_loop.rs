@@ -81,8 +81,11 @@ impl Engine {
         self.fire_timers();
         self.settle(handler);
         self.enforce_budget();
-        // After the handlers and the budget's own measures, memory may have room again.
-        self.resume_paused();
+        // After the handlers and the budget's own measures, memory may have room again;
+        // what the resumed connections bring is handled in this turn.
+        if self.resume_paused() {
+            self.settle(handler);
+        }
         self.compact();
         self.give_memory_back();
         if woken {
