@@ -87,7 +87,7 @@ impl Budget {
     }
 
     /// Past three quarters of the budget: connections are read only within their share.
-    pub(super) fn squeezed(&self) -> bool {
+    fn squeezed(&self) -> bool {
         self.total > self.limit - self.limit / 4
     }
 
@@ -98,7 +98,7 @@ impl Budget {
     }
 
     /// Replaces what one holder was counted for (`was`) by what it holds now.
-    pub(super) fn recount(&mut self, was: usize, now: usize) {
+    fn recount(&mut self, was: usize, now: usize) {
         self.total = self.total.saturating_sub(was) + now;
         self.peak = self.peak.max(self.total);
     }

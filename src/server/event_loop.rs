@@ -10,7 +10,6 @@ use mio::Token;
 use slab::Slab;
 use std::cmp::Reverse;
 use std::io;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// How long `run` keeps flushing after a shutdown before it returns regardless.
@@ -60,7 +59,8 @@ impl Engine {
         for &event in &ready {
             match event {
                 Ready::Accept => self.accept(),
-                Ready::Interrupt => self.stopper.requested.store(true, Ordering::SeqCst),
+                // On the loop thread: no need to wake it, the check below sees the request.
+                Ready::Interrupt => self.stopper.note_shutdown(),
                 Ready::Conn {
                     conn,
                     readable,
@@ -138,7 +138,7 @@ impl Engine {
         }
     }
 
-    pub(super) fn begin_shutdown<H: EngineHandler>(&mut self, handler: &mut H) {
+    fn begin_shutdown<H: EngineHandler>(&mut self, handler: &mut H) {
         self.shutting_down = true;
         self.transport.stop_accepting();
         let ids: Vec<SessionId> = self

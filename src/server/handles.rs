@@ -14,8 +14,7 @@ pub struct WakeHandle {
 impl WakeHandle {
     /// Wakes the loop. Cheap; many wakes before the loop runs coalesce into one.
     pub fn wake(&self) {
-        self.inner.woken.store(true, Ordering::SeqCst);
-        self.inner.wake();
+        self.inner.request_wake();
     }
 }
 
@@ -37,11 +36,11 @@ impl ShutdownHandle {
 #[derive(Debug)]
 pub(super) struct Stopper {
     /// A shutdown was asked for.
-    pub(super) requested: AtomicBool,
+    requested: AtomicBool,
     /// A wake was asked for since the loop last looked.
-    pub(super) woken: AtomicBool,
+    woken: AtomicBool,
     /// Interrupts the loop's wait; `None` where the transport never blocks (in memory).
-    pub(super) waker: Option<mio::Waker>,
+    waker: Option<mio::Waker>,
 }
 
 impl Stopper {
@@ -54,15 +53,26 @@ impl Stopper {
     }
 
     /// Interrupts the loop's wait.
-    pub(super) fn wake(&self) {
+    fn wake(&self) {
         if let Some(waker) = &self.waker {
             let _ = waker.wake();
         }
     }
 
-    /// Asks the loop to shut down.
+    /// Asks the loop to shut down (from any thread).
     pub(super) fn request_shutdown(&self) {
+        self.note_shutdown();
+        self.wake();
+    }
+
+    /// Records a shutdown request without waking the loop (on the loop thread itself).
+    pub(super) fn note_shutdown(&self) {
         self.requested.store(true, Ordering::SeqCst);
+    }
+
+    /// Asks the loop to run its handler's `on_wake` (from any thread).
+    fn request_wake(&self) {
+        self.woken.store(true, Ordering::SeqCst);
         self.wake();
     }
 

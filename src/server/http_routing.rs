@@ -31,7 +31,7 @@ impl Engine {
         }
     }
 
-    pub(super) fn parse_input(&mut self, token: Token) {
+    fn parse_input(&mut self, token: Token) {
         loop {
             let Some(conn) = self.conns.get_mut(token.0) else {
                 return;
@@ -66,7 +66,7 @@ impl Engine {
 
     /// Parses one HTTP request from the connection's buffer and answers or routes it.
     /// Returns whether to keep parsing this connection's input.
-    pub(super) fn process_http(&mut self, token: Token) -> bool {
+    fn process_http(&mut self, token: Token) -> bool {
         let conn = &mut self.conns[token.0];
         let parsed = match http::parse_head(&conn.inbuf, &self.config.head_limits) {
             Ok(p) => p,
@@ -164,7 +164,7 @@ impl Engine {
         self.respond(token, &response, origin, keep_alive);
     }
 
-    pub(super) fn handle_engine_request(&mut self, token: Token, request: Request) {
+    fn handle_engine_request(&mut self, token: Token, request: Request) {
         let origin = request.header("origin").map(str::to_owned);
         let origin = origin.as_deref();
         let keep_alive = request.keep_alive();

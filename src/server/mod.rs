@@ -53,6 +53,7 @@ use crate::engineio::TransportKind;
 use crate::engineio::packet::Message;
 use crate::engineio::session::CloseReason;
 use crate::http::Request;
+use base64::Engine as _;
 use budget::Budget;
 use conn::{Chunk, Conn, Pool};
 use handler::Dispatch;
@@ -69,6 +70,9 @@ use std::sync::Arc;
 use std::time::Instant;
 use timers::TimerKey;
 use transport::{MioTransport, Ready, Transport};
+
+/// The length of a session or socket id: 15 random bytes in URL-safe base64.
+pub(crate) const ID_LEN: usize = 20;
 
 /// The loop's shared read buffer; a connection keeps only what a parser left over.
 const READ_CHUNK: usize = 64 * 1024;
@@ -232,10 +236,20 @@ impl Engine {
         self.transport.now()
     }
 
-    /// Fills `buf` from the transport's random source (the OS's, for ids a client must not
-    /// guess). False if the source failed.
-    pub fn fill_random(&mut self, buf: &mut [u8]) -> bool {
-        self.transport.fill_random(buf)
+    /// A new id a client must not guess: 15 bytes from the transport's random source in
+    /// URL-safe base64, 20 ASCII characters (Engine.IO session ids and Socket.IO socket
+    /// ids alike). `None` if the random source failed.
+    pub(crate) fn random_id(&mut self) -> Option<[u8; ID_LEN]> {
+        let mut raw = [0u8; 15];
+        if !self.transport.fill_random(&mut raw) {
+            log::error!("sioloop: the random source failed");
+            return None;
+        }
+        let mut id = [0u8; ID_LEN];
+        let written = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode_slice(raw, &mut id)
+            .unwrap_or(0);
+        (written == ID_LEN).then_some(id)
     }
 
     /// Whether a log line about something this session's client caused may be written: at

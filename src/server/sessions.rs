@@ -4,13 +4,12 @@
 use super::conn::{ConnState, SessionKey};
 use super::handler::{Dispatch, Handshake, SessionId};
 use super::timers::TimerKey;
-use super::{Engine, shared};
+use super::{Engine, ID_LEN, shared};
 use crate::engineio::TransportKind;
 use crate::engineio::handshake::{RequestError, open_json};
 use crate::engineio::packet::{Packet, encode_payload};
 use crate::engineio::session::{Event, Session};
 use crate::http::{self, Request};
-use base64::Engine as _;
 use mio::Token;
 use std::cmp::Reverse;
 use std::net::SocketAddr;
@@ -37,13 +36,10 @@ pub(super) struct SessionSlot {
     pub(super) accounted: u32,
 }
 
-/// The length of a session id: 15 random bytes in URL-safe base64.
-const SID_LEN: usize = 20;
-
 /// A session id, stored inline: every session has one, in its slot and as the key of the
 /// sid map, and two heap strings per session add up at ten thousand sessions.
 #[derive(Clone, Copy, Debug, Eq, PartialEq, Hash)]
-pub(super) struct Sid([u8; SID_LEN]);
+pub(super) struct Sid([u8; ID_LEN]);
 
 impl Sid {
     /// A sid from a request; anything of another length is no sid of ours.
@@ -65,17 +61,13 @@ impl Engine {
         request: Request,
     ) -> Result<SessionKey, RequestError> {
         let sid = loop {
-            let mut raw = [0u8; 15];
-            // A guessed sid is a hijacked session: only the OS random source will do.
-            if getrandom::fill(&mut raw).is_err() {
-                log::error!("sioloop: the OS random source failed");
+            // A guessed sid is a hijacked session: only the transport's random source (the
+            // OS's) will do.
+            let Some(id) = self.random_id() else {
                 return Err(RequestError::BadRequest);
-            }
-            let mut sid = Sid([0; SID_LEN]);
-            let written = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .encode_slice(raw, &mut sid.0)
-                .unwrap_or(0);
-            if written == SID_LEN && !self.sids.contains_key(&sid) {
+            };
+            let sid = Sid(id);
+            if !self.sids.contains_key(&sid) {
                 break sid;
             }
         };
@@ -209,7 +201,7 @@ impl Engine {
         }
     }
 
-    pub(super) fn answer_held_get(&mut self, token: Token, packets: &[Packet]) {
+    fn answer_held_get(&mut self, token: Token, packets: &[Packet]) {
         let Some(conn) = self.conns.get_mut(token.0) else {
             return;
         };

@@ -164,7 +164,7 @@ impl Engine {
 
     /// Ends a WebSocket after a protocol error or the peer's close: answers with a close
     /// frame and tells the session.
-    pub(super) fn fail_ws(
+    fn fail_ws(
         &mut self,
         token: Token,
         session: SessionKey,

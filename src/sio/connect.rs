@@ -9,18 +9,13 @@ use crate::client_log::Clipped;
 use crate::engineio::Message;
 use crate::server::{Engine, SessionId};
 use crate::socketio::packet::PacketType;
-use base64::Engine as _;
 use serde_json::value::RawValue;
 use std::any::Any;
 use std::sync::Arc;
 
 /// A socket id: 15 bytes from the engine's random source, in URL-safe base64 (20 chars).
 fn random_id(engine: &mut Engine) -> Option<String> {
-    let mut raw = [0u8; 15];
-    if !engine.fill_random(&mut raw) {
-        return None;
-    }
-    Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw))
+    String::from_utf8(engine.random_id()?.to_vec()).ok()
 }
 
 impl<S: 'static> Io<S> {
@@ -118,7 +113,6 @@ impl<S: 'static> Io<S> {
         };
         let id = loop {
             let Some(id) = random_id(engine) else {
-                log::error!("sioloop: the OS random source failed");
                 engine.close(session);
                 return;
             };
