@@ -77,13 +77,27 @@ impl<S: 'static> Io<S> {
         session: SessionId,
         what: &dyn std::fmt::Display,
     ) {
+        self.end_client(
+            engine,
+            session,
+            DisconnectReason::ParseError,
+            format_args!("after a bad packet: {what}"),
+        );
+    }
+
+    /// Ends a client from the server side: its sockets get `reason`, the connection closes,
+    /// and `why` is logged (at `debug`, within the peer's log budget: clients cause this).
+    pub(super) fn end_client(
+        &mut self,
+        engine: &mut Engine,
+        session: SessionId,
+        reason: DisconnectReason,
+        why: std::fmt::Arguments<'_>,
+    ) {
         if engine.may_log_client(session) {
-            log::debug!(
-                "sioloop: closing {} after a bad packet: {what}",
-                Peer::of(engine, session)
-            );
+            log::debug!("sioloop: closing {} {why}", Peer::of(engine, session));
         }
-        self.drop_client(engine, session, DisconnectReason::ParseError);
+        self.drop_client(engine, session, reason);
         engine.close(session);
     }
 }

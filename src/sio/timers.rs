@@ -2,7 +2,7 @@
 //! the application's `every`/`after` timers, all in `Core::timers` (one heap, lazy
 //! deletion: a popped entry whose subject is gone does nothing).
 
-use super::core::{Core, Peer};
+use super::core::Core;
 use super::dispatch::Io;
 use super::{AckError, DisconnectReason, ServerCx, SocketKey, TimerId};
 use crate::server::{Engine, SessionId};
@@ -87,14 +87,12 @@ impl<S: 'static> Io<S> {
                         .get(&session)
                         .is_some_and(|c| !c.connected)
                     {
-                        if engine.may_log_client(session) {
-                            log::debug!(
-                                "sioloop: {} joined no namespace in time; closing",
-                                Peer::of(engine, session)
-                            );
-                        }
-                        self.drop_client(engine, session, DisconnectReason::ForcedClose);
-                        engine.close(session);
+                        self.end_client(
+                            engine,
+                            session,
+                            DisconnectReason::ForcedClose,
+                            format_args!("that joined no namespace in time"),
+                        );
                     }
                 }
                 Timer::Attachments(session, packet) => {
