@@ -340,7 +340,14 @@ impl Conn {
         }
     }
 
-    /// Input it holds: its buffer (as allocated) and a WebSocket message in fragments.
+    /// Gives back the room a WebSocket message being received has not filled yet.
+    pub(crate) fn shrink_input(&mut self) {
+        if let ConnState::WebSocket { reader, .. } = &mut self.state {
+            reader.shrink_to_fit();
+        }
+    }
+
+    /// Input it holds: its buffer (as allocated) and a WebSocket message being received.
     pub(crate) fn input_held(&self) -> usize {
         let fragments = match &self.state {
             ConnState::WebSocket { reader, .. } => reader.buffered(),
@@ -382,7 +389,7 @@ mod tests {
         // Every idle client costs this much (plus the slab's slot and the transport's
         // 4 bytes); it is what BENCHMARKS.md's RSS per connection is made of.
         assert!(
-            std::mem::size_of::<Conn>() <= 216,
+            std::mem::size_of::<Conn>() <= 200,
             "{}",
             std::mem::size_of::<Conn>()
         );
