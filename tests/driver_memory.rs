@@ -205,7 +205,8 @@ fn back_to_back_messages_of_max_payload_pass_and_one_byte_more_is_refused() {
     two.extend(masked_frame(1, false, &full.as_bytes()[..max / 2]));
     two.extend(masked_frame(0, true, &full.as_bytes()[max / 2..]));
     h.net.send(client, &two);
-    h.turns(4);
+    // 300 kB at a share of 64 KiB a turn.
+    h.turns(6);
     assert_eq!(h.messages_from("aaa"), 3);
     assert!(h.handler.closed.is_empty());
     let over = format!("4{}", "a".repeat(max));

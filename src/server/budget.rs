@@ -3,7 +3,7 @@
 //! is over the budget.
 //!
 //! Counted: a connection's input buffer (its capacity: that is what the allocator gave),
-//! the message a WebSocket reader is reassembling from fragments, the connection's
+//! the message a WebSocket reader is receiving (from its frames, as they arrive), the connection's
 //! unwritten output, a session's queued packets, and what the handler holds for a session
 //! (binary attachments waiting for their packet, reported through `Engine::hold`).
 //! Broadcast frames shared between connections are counted for each recipient that has
@@ -129,6 +129,11 @@ impl Engine {
         let Some(conn) = self.conns.get_mut(token.0) else {
             return;
         };
+        if self.budget.squeezed() {
+            // A message being received grows its buffer by doubling; near the budget the
+            // room it has not filled yet is given back, so what is counted is what is held.
+            conn.shrink_input();
+        }
         let held = u32::try_from(conn.input_held() + conn.out.len()).unwrap_or(u32::MAX);
         self.budget.recount(conn.accounted as usize, held as usize);
         conn.accounted = held;
@@ -158,29 +163,18 @@ impl Engine {
         slot.accounted = held;
     }
 
-    /// How much a connection may read at once now: everything the read buffer takes, or,
-    /// while the budget is squeezed, its share.
-    pub(super) fn read_allowance(&self) -> usize {
-        if self.budget.squeezed() {
-            self.budget.share(self.conns.len())
-        } else {
-            usize::MAX
-        }
-    }
-
-    /// Whether reading this connection waits for memory to free up: the budget is
-    /// squeezed and the connection holds its share of unfinished input or more (its own,
-    /// or attachments its handler holds for its session). A paused connection is counted
-    /// once per pause. One whose peer has gone is closed instead: reading what it left
-    /// would only spend memory on a message nobody will finish.
-    pub(super) fn paused_by_budget(&mut self, token: Token) -> bool {
+    /// How much a connection may read now: `None` if it waits for memory to free up
+    /// (paused), else how many bytes. Unlimited while the budget has room; while it is
+    /// squeezed, what is left of the connection's share of unfinished input (its own, or
+    /// attachments its handler holds for its session). A connection holding its share or
+    /// more is paused, counted once per pause. One whose peer has gone is closed instead:
+    /// reading what it left would only spend memory on a message nobody will finish.
+    pub(super) fn read_allowance(&mut self, token: Token) -> Option<usize> {
         if !self.budget.squeezed() {
-            return false;
+            return Some(usize::MAX);
         }
         let share = self.budget.share(self.conns.len());
-        let Some(conn) = self.conns.get(token.0) else {
-            return false;
-        };
+        let conn = self.conns.get(token.0)?;
         let mut held = conn.input_held();
         if let ConnState::WebSocket { session, .. } = &conn.state
             && self.slot((*session).into()).is_some()
@@ -188,11 +182,11 @@ impl Engine {
             held += self.held_by_handler(session.index);
         }
         if held < share {
-            return false;
+            return Some(share - held);
         }
         if conn.read_to_end {
             self.close_conn(token, CloseReason::TransportClose);
-            return true;
+            return None;
         }
         let conn = &mut self.conns[token.0];
         if !conn.paused {
@@ -200,7 +194,7 @@ impl Engine {
             self.budget.paused.push((token, self.now));
             self.stats.reads_paused_by_budget += 1;
         }
-        true
+        None
     }
 
     /// Once the budget has room again, paused connections are read again. Returns whether
