@@ -32,6 +32,8 @@
 //! reverse proxy in front), HTTP/2.
 
 #![deny(missing_docs, unsafe_code)]
+// On docs.rs (`--cfg docsrs`, Cargo.toml), items behind a feature say which one they need.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_debug_implementations)]
 
 mod client_log;
