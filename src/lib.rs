@@ -1,5 +1,94 @@
-//! sioloop: a Socket.IO v4 / Engine.IO v4 server on one synchronous, single-threaded mio
-//! event loop.
+//! sioloop: a Socket.IO v4 server on one synchronous, single-threaded mio event loop, with
+//! the Engine.IO v4 server it runs on. No async runtime: handlers run on the loop thread with
+//! `&mut` access to your state. Wire-compatible with the official JavaScript clients.
+//!
+//! # A Socket.IO server
+//!
+//! [`sio::Server`] owns the application's state and lends it to every handler:
+//!
+//! ```no_run
+//! use sioloop::server::Config;
+//! use sioloop::sio::{ConnectError, Server};
+//! use std::time::Duration;
+//!
+//! #[derive(Default)]
+//! struct Game { tick: u64 }
+//!
+//! let mut server = Server::bind("0.0.0.0:3000", Config::default(), Game::default())?;
+//! server.of("/")
+//!     .use_middleware(|cx| match cx.auth_as::<serde_json::Value>() {
+//!         Some(auth) if auth["token"] == "secret" => Ok(()),
+//!         _ => Err(ConnectError::new("not authorized")), // the client sees connect_error
+//!     })
+//!     .on_connect(|cx| cx.join("match:1"))
+//!     .on("move", |cx, dir: String, ack| {
+//!         cx.to("match:1").except_self().emit("moved", &dir);
+//!         if let Some(ack) = ack { cx.ack(ack, &"ok"); }
+//!     });
+//! server.every(Duration::from_millis(50), |cx| { // a 20 Hz game tick
+//!     cx.state().tick += 1;
+//!     let tick = cx.state().tick;
+//!     cx.to("match:1").volatile().emit("tick", &tick);
+//! });
+//! server.run()?; // returns after Ctrl-C
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! Event arguments and acks go through serde, so the examples need `serde_json` (and `serde`
+//! with its `derive` feature to derive) in your own `Cargo.toml`.
+//!
+//! # Where to start
+//!
+//! - [`sio::Server`]: bind, settings and limits, namespaces ([`sio::Server::of`],
+//!   [`sio::Server::dynamic`]), loop timers ([`sio::Server::every`]), [`sio::Server::run`].
+//! - [`sio::Namespace`]: what an application registers: middleware, `on_connect`, typed
+//!   events ([`sio::Namespace::on`]), `on_disconnect`.
+//! - [`sio::SocketCx`] and [`sio::ServerCx`]: what a handler gets: the state, emits, acks,
+//!   rooms, and the [`sio::Emitter`] that every emit and broadcast goes through.
+//! - [`server::Config`]: the path, heartbeat, transports, CORS, the limits on what a client
+//!   can make the server hold, and the Prometheus page ([`server::Config::metrics_path`]).
+//! - [`sio::Handle`]: reach the loop from other threads (`Send + Clone`).
+//! - [`sio::Server::in_memory`]: the same server on an in-memory network with a fake clock
+//!   ([`server::MemoryNet`]), to test handlers without sockets.
+//! - The examples in the package's `examples/` (`chat`, `lan_game`, `dashboard`, ...):
+//!   `cargo run --release --example chat`.
+//!
+//! Under the Socket.IO layer: [`server::Engine`] with its [`server::EngineHandler`] trait,
+//! and [`server::EngineServer`] for a raw Engine.IO server (below).
+//!
+//! # Cargo features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | (none yet) | | The default build is the whole library. |
+//!
+//! The crate has no Cargo features yet. Heavier additions (TLS, a cluster adapter, ...) will
+//! come behind features, off by default, so the default build stays small; on docs.rs an
+//! item behind a feature says which one it needs.
+//!
+//! # What is implemented
+//!
+//! Engine.IO protocol 4 over HTTP long-polling and WebSocket, the upgrade from one to the
+//! other, heartbeat, CORS, keep-alive. Socket.IO protocol 5: namespaces (static and
+//! dynamic), connection and event middleware, events, acks both ways (with timeouts, and
+//! collected over a broadcast), binary attachments, rooms, broadcasts, volatile emits, loop
+//! timers, a cross-thread handle. Limits on everything a client can make the server hold,
+//! with counters and a Prometheus page.
+//!
+//! Not implemented: Engine.IO 3 clients (`EIO=3` is refused, so Socket.IO v2 clients
+//! cannot connect), JSONP polling, WebTransport, permessage-deflate, HTTP compression, TLS
+//! (put a reverse proxy in front), HTTP/2; in Socket.IO: connection state recovery,
+//! adapters for several server processes, and parsers other than the default JSON one
+//! (msgpack).
+//!
+//! # More
+//!
+//! [ARCHITECTURE.md](https://github.com/sioloop/sioloop/blob/main/ARCHITECTURE.md) is the
+//! map of the code and the rules it keeps;
+//! [BENCHMARKS.md](https://github.com/sioloop/sioloop/blob/main/BENCHMARKS.md) compares
+//! sioloop with the reference Node server and socketioxide;
+//! [CHANGELOG.md](https://github.com/sioloop/sioloop/blob/main/CHANGELOG.md) lists the
+//! changes by version. All three are also in the crate's package.
 //!
 //! # The data path
 //!
@@ -10,8 +99,9 @@
 //!           ─► per-connection write queues ─► one vectored write per connection per tick
 //! ```
 //!
-//! Everything left of the handler is sans-IO ([`engineio`], [`http`], [`ws`]): plain state
-//! machines fed bytes and time. Only [`server`] touches mio, sockets and the clock.
+//! Everything left of the handler is sans-IO ([`engineio`], [`http`], [`ws`], [`socketio`]):
+//! plain state machines fed bytes and time. Only [`server`] touches mio, sockets and the
+//! clock; [`sio`] is the Socket.IO server on it.
 //!
 //! # An Engine.IO echo server
 //!
@@ -23,15 +113,10 @@
 //! server.run()?; // returns after Ctrl-C, once every session is closed
 //! # Ok::<(), std::io::Error>(())
 //! ```
-//!
-//! # What is implemented
-//!
-//! Engine.IO protocol 4 over HTTP long-polling and WebSocket, the upgrade from one to the
-//! other, heartbeat, CORS, keep-alive. Not implemented: Engine.IO 3 clients (`EIO=3` is
-//! refused), JSONP polling, WebTransport, permessage-deflate, HTTP compression, TLS (put a
-//! reverse proxy in front), HTTP/2.
 
 #![deny(missing_docs, unsafe_code)]
+// On docs.rs (`--cfg docsrs`, Cargo.toml), items behind a feature say which one they need.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_debug_implementations)]
 
 mod client_log;

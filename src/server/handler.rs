@@ -58,7 +58,7 @@ pub trait EngineHandler {
         let _ = request;
         None
     }
-    /// The loop was woken through a [`WakeHandle`] (another thread has work for it).
+    /// The loop was woken through a [`WakeHandle`](super::WakeHandle) (another thread has work for it).
     fn on_wake(&mut self, engine: &mut Engine) {
         let _ = engine;
     }

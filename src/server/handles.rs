@@ -4,8 +4,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Wakes a running [`Engine`] from any thread, so that its handler's
-/// [`EngineHandler::on_wake`] runs on the loop thread. `Send + Clone`.
+/// Wakes a running [`Engine`](super::Engine) from any thread, so that its handler's
+/// [`EngineHandler::on_wake`](super::EngineHandler::on_wake) runs on the loop thread.
+/// `Send + Clone`.
 #[derive(Clone, Debug)]
 pub struct WakeHandle {
     pub(super) inner: Arc<Stopper>,
@@ -18,7 +19,7 @@ impl WakeHandle {
     }
 }
 
-/// Stops a running [`Engine`] from any thread. `Send + Clone`.
+/// Stops a running [`Engine`](super::Engine) from any thread. `Send + Clone`.
 #[derive(Clone, Debug)]
 pub struct ShutdownHandle {
     pub(super) inner: Arc<Stopper>,

@@ -1,5 +1,5 @@
-//! The driver: the only module that touches the operating system (through a
-//! [`Transport`](transport)), the clock and threads.
+//! The driver: the only module that touches the operating system (through a `Transport`,
+//! `transport.rs`), the clock and threads.
 //!
 //! One [`Engine`] owns a transport (mio over TCP, or an in-memory network for tests and
 //! fuzzing: [`MemoryNet`]), every connection (in a slab, keyed by its index) and every

@@ -76,6 +76,7 @@ impl fmt::Display for DisconnectReason {
 /// use sioloop::sio::ConnectError;
 /// let e = ConnectError::new("not authorized").with_data(serde_json::json!({"retry": false}));
 /// assert_eq!(e.to_json(), r#"{"message":"not authorized","data":{"retry":false}}"#);
+/// assert_eq!(ConnectError::new("a \"b\"").to_json(), r#"{"message":"a \"b\""}"#);
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct ConnectError {
@@ -102,17 +103,12 @@ impl ConnectError {
 
     /// The JSON sent in the CONNECT_ERROR packet (`message` first, as the reference).
     pub fn to_json(&self) -> String {
-        #[derive(serde::Serialize)]
-        struct Wire<'a> {
-            message: &'a str,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            data: Option<&'a serde_json::Value>,
+        // A string always serializes; a `Value` displays as compact JSON.
+        let message = serde_json::to_string(&self.message).unwrap_or_else(|_| r#""error""#.into());
+        match &self.data {
+            Some(data) => format!(r#"{{"message":{message},"data":{data}}}"#),
+            None => format!(r#"{{"message":{message}}}"#),
         }
-        let wire = Wire {
-            message: &self.message,
-            data: self.data.as_ref(),
-        };
-        serde_json::to_string(&wire).unwrap_or_else(|_| r#"{"message":"error"}"#.into())
     }
 }
 

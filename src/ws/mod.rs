@@ -431,7 +431,7 @@ pub fn accept_upgrade(
     if request.header("sec-websocket-version").map(str::trim) != Some("13") {
         return Err(HandshakeError::UnsupportedVersion);
     }
-    let accept = tungstenite::handshake::derive_accept_key(key.trim().as_bytes());
+    let accept = accept_key(key.trim().as_bytes());
     let _ = write!(
         out,
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n"
@@ -441,6 +441,18 @@ pub fn accept_upgrade(
     }
     out.extend_from_slice(b"\r\n");
     Ok(())
+}
+
+/// `Sec-WebSocket-Accept` for a client's key (RFC 6455 section 4.2.2): the base64 of the
+/// SHA-1 of the key followed by the protocol's GUID.
+fn accept_key(key: &[u8]) -> String {
+    use base64::Engine as _;
+    use sha1::Digest as _;
+    const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    let mut sha1 = sha1::Sha1::new();
+    sha1.update(key);
+    sha1.update(GUID);
+    base64::engine::general_purpose::STANDARD.encode(sha1.finalize())
 }
 
 #[cfg(test)]
