@@ -45,9 +45,38 @@ fn read_until(ws: &mut Ws, what: &str, mut pred: impl FnMut(&str) -> bool) {
     }
 }
 
+/// The clients stand in for machines of their own, but here they share two cores with
+/// the server, which is busy all the time under the flood (it does not sleep while a
+/// connection has input left). A canary thread woken on the server's core waits for the
+/// server's time slice (3-4 ms) before it reads its answer: its round trip would measure
+/// this machine's scheduler, not the server, and which core it lands on changes from run
+/// to run. So, as the issues measure it, the server runs on one core and the clients on
+/// the other (`pid` 0: the calling thread, whose threads spawned later inherit it).
+fn pin_to_cpu(pid: u32, cpu: usize) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: the set is a plain bit array on the stack, passed with its size.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(pid as libc::pid_t, std::mem::size_of_val(&set), &set);
+    }
+}
+
+/// Flooders run at the lowest priority, so that on the clients' core the canary, the
+/// listeners and the timer's listener are scheduled first when their answers arrive (on
+/// Linux, nice applies to the calling thread).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority takes no pointers; who = 0 is the calling thread.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 19);
+    }
+}
+
 /// A WebSocket flooder: writes `batch` over and over until `stop` (keeping frames whole
 /// across partial writes), then checks it is still served. Returns the bytes it wrote.
 fn ws_flood(addr: SocketAddr, batch: Vec<u8>, stop: Arc<AtomicBool>) -> u64 {
+    lower_priority();
     let mut ws = client(addr);
     let mut written = 0u64;
     let stream = ws.get_mut();
@@ -87,6 +116,7 @@ fn ws_flood(addr: SocketAddr, batch: Vec<u8>, stop: Arc<AtomicBool>) -> u64 {
 /// (within the first ping interval: no GET is needed to answer pings). Returns the bytes
 /// posted.
 fn polling_flood(addr: SocketAddr, stop: Arc<AtomicBool>) -> u64 {
+    lower_priority();
     let res = get(addr, "/socket.io/?EIO=4&transport=polling");
     let open = res.text();
     let sid = open[open.find("\"sid\":\"").expect("sid") + 7..][..20].to_owned();
@@ -274,6 +304,10 @@ fn flooders_are_slowed_by_tcp_and_everyone_else_is_served() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let server = ExampleServer::start_release("backpressure", &[]);
     let addr = server.addr;
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 {
+        pin_to_cpu(server.pid(), 0);
+        pin_to_cpu(0, 1);
+    }
     let background = Background::start(addr);
     let mut ws = client(addr);
     let mut id = 0;
@@ -340,12 +374,15 @@ fn flooders_are_slowed_by_tcp_and_everyone_else_is_served() {
         written[1] as f64 / secs / 1e6,
         written[2] as f64 / secs / 1e6,
     );
-    // A message near max_payload costs about a millisecond to check (UTF-8, JSON) and
-    // cannot be split, so the canary waits up to that behind one; what it never does is
-    // wait for a backlog (before fair reads its echoes timed out).
+    // Issue 17's bound: at most 5x the p99 without the flood, and 50 ms. (Measured 2.3x to
+    // 3.1x on the 2-core machine. Before fair reads the canary's echoes timed out; with
+    // 256 KiB shares and frames parsed whole it was 13x.) Below half a millisecond a p99 on
+    // a shared 2-core machine is mostly the scheduler's, so the baseline counts as at least
+    // that.
+    let bound = (base.max(Duration::from_micros(500)) * 5).min(Duration::from_millis(50));
     assert!(
-        flood <= Duration::from_millis(10),
-        "the canary's p99 went from {base:?} to {flood:?}"
+        flood <= bound,
+        "the canary's p99 went from {base:?} to {flood:?} (bound {bound:?})"
     );
     assert!(
         slowest_accept <= Duration::from_millis(100),
