@@ -4,6 +4,8 @@
 //! ```text
 //! cargo run --release --example engineio_echo -- --port 3000 --ping-interval 300 --ping-timeout 200
 //! ```
+//!
+//! `--metrics /metrics` serves the counters as Prometheus text.
 
 use sioloop::http::Response;
 use sioloop::server::{Config, EngineServer};
@@ -29,9 +31,10 @@ fn main() -> std::io::Result<()> {
             "--ping-interval" => config = config.ping_interval(Duration::from_millis(number())),
             "--ping-timeout" => config = config.ping_timeout(Duration::from_millis(number())),
             "--max-payload" => config = config.max_payload(number() as usize),
+            "--metrics" => config = config.metrics_path(&value),
             _ => {
                 eprintln!(
-                    "usage: engineio_echo [--host H] [--port N] [--ping-interval MS] [--ping-timeout MS] [--max-payload BYTES]"
+                    "usage: engineio_echo [--host H] [--port N] [--ping-interval MS] [--ping-timeout MS] [--max-payload BYTES] [--metrics PATH]"
                 );
                 std::process::exit(2)
             }

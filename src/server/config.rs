@@ -67,6 +67,13 @@ pub struct Config {
     /// holding the most queued output are closed as slow consumers first, and the
     /// connections holding the most unfinished input are not read until memory frees up.
     pub max_buffered_bytes: usize,
+    /// How many connections the kernel may complete and queue before the loop accepts
+    /// them (the `listen` backlog; default 1024). A reconnect storm after a restart brings
+    /// every client at once, and a queue that is full drops their SYNs, which they resend
+    /// only after a second or more. The kernel caps it at `net.core.somaxconn` (4096 on
+    /// Linux since 5.4). Applied on Linux and Android; elsewhere the standard library's
+    /// backlog (128) is used.
+    pub listen_backlog: u32,
 }
 
 impl Default for Config {
@@ -90,6 +97,7 @@ impl Default for Config {
             allowed_origins: None,
             metrics_path: None,
             max_buffered_bytes: 64 * 1024 * 1024,
+            listen_backlog: 1024,
         }
     }
 }
@@ -186,6 +194,17 @@ impl Config {
     /// Sets the server-wide budget for buffered input and output, in bytes.
     pub fn max_buffered_bytes(mut self, bytes: usize) -> Self {
         self.max_buffered_bytes = bytes;
+        self
+    }
+
+    /// Sets the `listen` backlog: connections the kernel queues before they are accepted.
+    ///
+    /// ```
+    /// let config = sioloop::server::Config::default().listen_backlog(4096);
+    /// assert_eq!(config.listen_backlog, 4096);
+    /// ```
+    pub fn listen_backlog(mut self, backlog: u32) -> Self {
+        self.listen_backlog = backlog;
         self
     }
 

@@ -12,7 +12,7 @@
 
 use super::conn::{Conn, ConnState};
 use super::timers::TimerKey;
-use super::{Engine, READ_CHUNK};
+use super::{Engine, READ_CHUNK, file_limit};
 use crate::engineio::session::CloseReason;
 use crate::http::Response;
 use mio::Token;
@@ -44,10 +44,25 @@ impl Engine {
             let key = self.conns.vacant_key();
             let peer = match self.transport.accept(key) {
                 Ok(peer) => peer,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.accept_blocked = false;
+                    return;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // Out of file descriptors and the like: the pending connection stays in the
-                // backlog; try again on the next readiness or turn.
+                // Out of file descriptors: the pending connection stays in the backlog, and
+                // is accepted when a connection closes (see `file_limit`).
+                Err(e) if file_limit::is_out_of_descriptors(&e) => {
+                    self.accept_blocked = true;
+                    self.stats.accepts_out_of_descriptors += 1;
+                    if file_limit::may_warn(self.out_of_descriptors_warned, self.now) {
+                        self.out_of_descriptors_warned = Some(self.now);
+                        log::warn!(
+                            "sioloop: accept: {e}: new clients wait until a connection                              closes; raise the process's file limit (RLIMIT_NOFILE)"
+                        );
+                    }
+                    return;
+                }
+                // Anything else: try again on the next readiness.
                 Err(e) => {
                     log::warn!("sioloop: accept: {e}");
                     return;
@@ -270,6 +285,8 @@ impl Engine {
         }
         let conn = self.conns.remove(token.0);
         self.transport.close(token.0);
+        // A descriptor is free again for a client waiting in the backlog.
+        self.accept_retry |= self.accept_blocked;
         self.budget.release(conn.accounted as usize);
         if conn.refused {
             self.refusing -= 1;

@@ -77,6 +77,9 @@ impl Engine {
             }
         }
         self.ready = ready;
+        if std::mem::take(&mut self.accept_retry) && !self.shutting_down {
+            self.accept();
+        }
         let woken = self.stopper.take_woken();
         self.fire_timers();
         self.settle(handler);

@@ -30,6 +30,7 @@ mod conn_io;
 mod ctrl_c;
 mod engine_server;
 mod event_loop;
+mod file_limit;
 mod handler;
 mod handles;
 mod http_routing;
@@ -121,6 +122,11 @@ pub struct Engine {
     per_ip: HashMap<IpAddr, usize>,
     /// Connections refused at accept that are still sending their `503`.
     refusing: usize,
+    /// `accept` last failed for lack of file descriptors: accept again when a connection
+    /// closes (`accept_retry`), and when the warning was last logged.
+    accept_blocked: bool,
+    accept_retry: bool,
+    out_of_descriptors_warned: Option<Instant>,
     /// The server-wide memory budget: what is buffered, and who is paused for it.
     budget: Budget,
     stats: EngineStats,
@@ -133,7 +139,11 @@ pub struct Engine {
 impl Engine {
     /// Binds the listening socket and sets up the loop.
     pub fn bind(addr: impl ToSocketAddrs, config: Config) -> io::Result<Engine> {
-        Engine::with_transport(Box::new(MioTransport::bind(addr)?), config)
+        let transport = MioTransport::bind(addr, config.listen_backlog)?;
+        if let Some(advice) = file_limit::advice(config.max_connections) {
+            log::warn!("sioloop: {advice}");
+        }
+        Engine::with_transport(Box::new(transport), config)
     }
 
     /// An engine on an in-memory network instead of sockets, with a fake clock: clients are
@@ -193,6 +203,9 @@ impl Engine {
             tick: 0,
             per_ip: HashMap::new(),
             refusing: 0,
+            accept_blocked: false,
+            accept_retry: false,
+            out_of_descriptors_warned: None,
             budget,
             stats: EngineStats::default(),
             allow_request: None,

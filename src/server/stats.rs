@@ -36,6 +36,10 @@ pub struct EngineStats {
     /// Connections refused at accept that were answered `503` and closed gracefully.
     /// (Counted in `connections_refused` too.)
     pub refusals_answered: u64,
+    /// Times `accept` failed because the process (`EMFILE`, `RLIMIT_NOFILE`) or the system
+    /// (`ENFILE`) had no file descriptor left. The connection waits in the listen backlog
+    /// and is accepted once a connection closes.
+    pub accepts_out_of_descriptors: u64,
     /// Sessions closed, by reason (see [`EngineStats::closed`]).
     closes: [u64; 7],
 }
@@ -166,6 +170,11 @@ impl Engine {
                     "sioloop_closed_by_budget_total",
                     "Slow consumers closed to stay within the memory budget.",
                     s.closed_by_budget,
+                ),
+                (
+                    "sioloop_accepts_out_of_descriptors_total",
+                    "Accepts that failed for lack of file descriptors (RLIMIT_NOFILE).",
+                    s.accepts_out_of_descriptors,
                 ),
             ],
         );

@@ -93,14 +93,14 @@ pub(crate) struct MioTransport {
 }
 
 impl MioTransport {
-    /// Binds the listening socket.
-    pub(crate) fn bind(addr: impl ToSocketAddrs) -> io::Result<MioTransport> {
+    /// Binds the listening socket with this `listen` backlog.
+    pub(crate) fn bind(addr: impl ToSocketAddrs, backlog: u32) -> io::Result<MioTransport> {
         let addr = addr
             .to_socket_addrs()?
             .next()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address"))?;
         let poll = Poll::new()?;
-        let mut listener = TcpListener::bind(addr)?;
+        let mut listener = listen(addr, backlog)?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let local_addr = listener.local_addr()?;
@@ -241,6 +241,26 @@ impl Transport for MioTransport {
         // Dropping it removes the handler's action.
         self.ctrl_c = None;
     }
+}
+
+/// A listening socket as `TcpListener::bind` makes one (`SO_REUSEADDR`, non-blocking,
+/// close-on-exec), with our backlog instead of the standard library's 128: `listen`
+/// takes it as given and the kernel caps it at `net.core.somaxconn`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
+/// Elsewhere the standard library's backlog.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn listen(addr: SocketAddr, _backlog: u32) -> io::Result<TcpListener> {
+    TcpListener::bind(addr)
 }
 
 /// Writes the slices with `send` (one slice) or `sendmsg` (several) rather than

@@ -63,9 +63,24 @@ impl ExampleServer {
         ExampleServer::start_binary(example_binary_in(name, "release"), args)
     }
 
+    /// An example (debug build) started through `wrapper` (e.g. `prlimit --nofile=N:N --`),
+    /// which must exec it: the wrapper's process id is the example's.
+    #[allow(dead_code)]
+    pub fn start_wrapped(wrapper: &[&str], name: &str, args: &[&str]) -> ExampleServer {
+        let binary = example_binary_in(name, "debug");
+        let (program, before) = wrapper.split_first().expect("a wrapper command");
+        let mut all: Vec<String> = before.iter().map(|s| (*s).to_owned()).collect();
+        all.push(binary.to_string_lossy().into_owned());
+        all.extend(args.iter().map(|s| (*s).to_owned()));
+        ExampleServer::start_command(Command::new(program).args(all))
+    }
+
     fn start_binary(binary: PathBuf, args: &[&str]) -> ExampleServer {
-        let mut child = Command::new(binary)
-            .args(args)
+        ExampleServer::start_command(Command::new(binary).args(args))
+    }
+
+    fn start_command(command: &mut Command) -> ExampleServer {
+        let mut child = command
             .args(["--port", "0"])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
