@@ -8,7 +8,6 @@ use super::{Engine, EngineHandler};
 use crate::engineio::session::CloseReason;
 use mio::Token;
 use slab::Slab;
-use std::cmp::Reverse;
 use std::io;
 use std::time::Duration;
 
@@ -118,7 +117,7 @@ impl Engine {
         if !self.deferred.is_empty() || self.budget.can_resume() {
             return Some(Duration::ZERO);
         }
-        let engine_next = self.timers.peek().map(|Reverse((at, _))| *at);
+        let engine_next = self.next_timer();
         let next = match (engine_next, handler.poll_timeout()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

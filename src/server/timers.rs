@@ -9,6 +9,7 @@ use crate::engineio::session::CloseReason;
 use crate::http::Response;
 use mio::Token;
 use std::cmp::Reverse;
+use std::time::Instant;
 
 #[derive(Clone, Copy, Debug, Eq, PartialEq, Ord, PartialOrd)]
 pub(super) enum TimerKey {
@@ -66,6 +67,55 @@ impl Engine {
         }
     }
 
+    /// The nearest deadline in the heap that is still a deadline, dropping stale entries
+    /// on the way so the loop does not wake for them. The common one: a ping arms the pong
+    /// deadline (`ping_timeout` later); the pong comes at once and the session's next
+    /// deadline is the next ping, but the pong deadline's entry stays in the heap and would
+    /// wake the loop for nothing, once per ping round per idle client. A stale session
+    /// entry is replaced by one at the session's real deadline, if the heap has none yet.
+    pub(super) fn next_timer(&mut self) -> Option<Instant> {
+        while let Some(Reverse((at, key))) = self.timers.peek().copied() {
+            let stale = match key {
+                TimerKey::Session(index, generation) => {
+                    match self.slot_mut(SessionId { index, generation }) {
+                        None => true,
+                        Some(slot) => {
+                            let due = slot.session.poll_timeout();
+                            let stale = due.is_none_or(|due| due > at);
+                            if stale {
+                                if slot.timer_at == Some(at) {
+                                    slot.timer_at = None;
+                                }
+                                if let Some(due) = due
+                                    && slot.timer_at.is_none_or(|t| due < t)
+                                {
+                                    slot.timer_at = Some(due);
+                                    self.timers.pop();
+                                    self.timers.push(Reverse((due, key)));
+                                    continue;
+                                }
+                            }
+                            stale
+                        }
+                    }
+                }
+                // A connection's deadline acts only while it reads requests or lingers
+                // (`fire_timers`): the head deadline of a connection that became a
+                // WebSocket or a held GET is stale too.
+                TimerKey::Conn(index, generation) => self.conns.get(index).is_none_or(|c| {
+                    c.generation != generation
+                        || c.deadline.is_none_or(|t| t > at)
+                        || !matches!(c.state, ConnState::Http | ConnState::Lingering)
+                }),
+            };
+            if !stale {
+                return Some(at);
+            }
+            self.timers.pop();
+        }
+        None
+    }
+
     /// A connection back to waiting for a request gets `head_timeout` for it.
     pub(super) fn arm_idle_deadline(&mut self, token: Token) {
         let Some(conn) = self.conns.get_mut(token.0) else {
@@ -78,5 +128,59 @@ impl Engine {
         conn.deadline = Some(at);
         self.timers
             .push(Reverse((at, TimerKey::Conn(token.0, conn.generation))));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::server::{Config, Engine, EngineHandler};
+    use std::time::Duration;
+
+    struct Quiet;
+    impl EngineHandler for Quiet {}
+
+    #[test]
+    fn after_a_pong_the_loop_sleeps_until_the_next_ping() {
+        let (interval, timeout) = (Duration::from_secs(25), Duration::from_secs(20));
+        let config = Config::default()
+            .ping_interval(interval)
+            .ping_timeout(timeout);
+        let (mut engine, net) = Engine::in_memory(config);
+        let client = net.connect();
+        net.send(
+            client,
+            b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n\
+              Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        );
+        // Accepted, then the upgrade read and answered with the open packet.
+        for _ in 0..2 {
+            assert!(engine.turn(&mut Quiet).expect("turn"));
+        }
+        assert!(
+            String::from_utf8_lossy(&net.take_output(client)).contains("\"sid\""),
+            "the open packet"
+        );
+        let opened = engine.now;
+        let first_ping = opened + interval;
+        assert_eq!(engine.next_timer(), Some(first_ping));
+
+        net.advance(interval);
+        assert!(engine.turn(&mut Quiet).expect("turn"));
+        assert!(
+            net.take_output(client).ends_with(&[0x81, 1, b'2']),
+            "a ping"
+        );
+        assert_eq!(
+            engine.next_timer(),
+            Some(first_ping + timeout),
+            "the pong deadline"
+        );
+
+        // The pong (a masked text frame "3", mask 0): the next wake-up is the next ping, not
+        // the pong deadline still in the heap.
+        net.send(client, &[0x81, 0x81, 0, 0, 0, 0, b'3']);
+        assert!(engine.turn(&mut Quiet).expect("turn"));
+        assert_eq!(engine.next_timer(), Some(first_ping + interval));
     }
 }
