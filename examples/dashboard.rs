@@ -23,8 +23,12 @@
 //! connection: viewers are welcome, they just cannot broadcast).
 //!
 //! ```text
-//! cargo run --release --example dashboard -- [--host 0.0.0.0] [--port 3000] [--rate-hz 10] [--admin-token T]
+//! cargo run --release --example dashboard -- [--host 0.0.0.0] [--port 3000] [--rate-hz 10] [--admin-token T] [--client-js PATH]
 //! ```
+//!
+//! Open `http://HOST:PORT/` to watch it (`examples/shared/dashboard.html`; `/?token=T` signs
+//! in as an admin). The page loads the official client from its CDN, or, with `--client-js
+//! PATH` (a copy of `socket.io.min.js`), from this server: a LAN without internet access.
 //! The admin token can also come from `DASHBOARD_ADMIN_TOKEN`.
 
 use serde::Deserialize;
@@ -32,7 +36,11 @@ use serde_json::{Value, json};
 use sioloop::server::Config;
 use sioloop::sio::{ConnectError, Handle, Server};
 use std::io::Write;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+#[path = "shared/page.rs"]
+mod page;
 
 /// The state the loop owns: who is connected, and how many notices went out.
 #[derive(Default)]
@@ -148,6 +156,7 @@ fn main() -> std::io::Result<()> {
     let mut port = 3000u16;
     let mut rate_hz = 10.0f64;
     let mut token = std::env::var("DASHBOARD_ADMIN_TOKEN").unwrap_or_default();
+    let mut client_js: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args.next().unwrap_or_default();
@@ -165,9 +174,10 @@ fn main() -> std::io::Result<()> {
                 }
             }
             "--admin-token" => token = value,
+            "--client-js" => client_js = Some(value.into()),
             _ => {
                 eprintln!(
-                    "usage: dashboard [--host ADDR] [--port N] [--rate-hz HZ] [--admin-token T]"
+                    "usage: dashboard [--host ADDR] [--port N] [--rate-hz HZ] [--admin-token T] [--client-js PATH]"
                 );
                 std::process::exit(2)
             }
@@ -177,11 +187,13 @@ fn main() -> std::io::Result<()> {
         eprintln!("no --admin-token or DASHBOARD_ADMIN_TOKEN: admins cannot log in");
     }
 
+    let page = page::Page::new(include_str!("shared/dashboard.html"), client_js.as_deref())?;
     let mut server = Server::bind(
         (host.as_str(), port),
         Config::default(),
         Dashboard::default(),
     )?;
+    server.on_http(move |request| page.respond(request));
     server
         .of("/")
         // Auth happens once, here, at connect time; handlers only read the role it stored.

@@ -23,8 +23,12 @@
 //! the match keeps the example short and the outcome plain to the player left behind.)
 //!
 //! ```text
-//! cargo run --release --example lan_game -- [--host 0.0.0.0] [--port 3000] [--match-seconds 120]
+//! cargo run --release --example lan_game -- [--host 0.0.0.0] [--port 3000] [--match-seconds 120] [--client-js PATH]
 //! ```
+//!
+//! Open `http://HOST:PORT/` in two browsers to play (`examples/shared/lan_game.html`). The
+//! page loads the official client from its CDN, or, with `--client-js PATH` (a copy of
+//! `socket.io.min.js`), from this server: a LAN without internet access.
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -32,7 +36,11 @@ use sioloop::server::Config;
 use sioloop::sio::{RateLimit, RateLimitAction, Server, ServerCx};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Write;
+use std::path::PathBuf;
 use std::time::Duration;
+
+#[path = "shared/page.rs"]
+mod page;
 
 const TICK_HZ: u64 = 30;
 /// The arena is the square `0..=ARENA` on both axes.
@@ -226,6 +234,7 @@ fn main() -> std::io::Result<()> {
     let mut host = "127.0.0.1".to_owned();
     let mut port = 3000u16;
     let mut match_seconds = 120u64;
+    let mut client_js: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args.next().unwrap_or_default();
@@ -240,8 +249,11 @@ fn main() -> std::io::Result<()> {
                 Ok(s) if s > 0 => match_seconds = s,
                 _ => bad(),
             },
+            "--client-js" => client_js = Some(value.into()),
             _ => {
-                eprintln!("usage: lan_game [--host ADDR] [--port N] [--match-seconds S]");
+                eprintln!(
+                    "usage: lan_game [--host ADDR] [--port N] [--match-seconds S] [--client-js PATH]"
+                );
                 std::process::exit(2)
             }
         }
@@ -251,7 +263,9 @@ fn main() -> std::io::Result<()> {
         match_ticks: match_seconds * TICK_HZ,
         ..Game::default()
     };
+    let page = page::Page::new(include_str!("shared/lan_game.html"), client_js.as_deref())?;
     let mut server = Server::bind((host.as_str(), port), Config::default(), game)?;
+    server.on_http(move |request| page.respond(request));
     // Two inputs per tick is plenty for a human; a flooding client loses the excess (its
     // acks never come) instead of taking loop time from everyone else.
     server.rate_limit(RateLimit {

@@ -128,15 +128,19 @@ impl Drop for TempDb {
     }
 }
 
-/// Starts the chat example on a free port with this database and the npm copy of the client.
-fn start_chat(db: &TempDb) -> ExampleServer {
+/// The npm copy of the client, which the examples serve with `--client-js`.
+fn client_js() -> String {
     let client = js_dir()
         .join("node_modules")
         .join("socket.io-client")
         .join("dist")
         .join("socket.io.min.js");
-    let client = client.to_str().expect("a UTF-8 path");
-    ExampleServer::start("chat", &["--db", db.path(), "--client-js", client])
+    client.to_str().expect("a UTF-8 path").to_owned()
+}
+
+/// Starts the chat example on a free port with this database and the npm copy of the client.
+fn start_chat(db: &TempDb) -> ExampleServer {
+    ExampleServer::start("chat", &["--db", db.path(), "--client-js", &client_js()])
 }
 
 /// Runs `node chat_e2e.mjs <mode> <url> <args>`, kills it after [`NODE_TIMEOUT`], and
@@ -255,4 +259,38 @@ fn history_and_offline_messages_survive_a_restart() {
     );
     let server = start_chat(&db);
     run_script("persist-read", &server, &[]);
+}
+
+#[test]
+fn without_its_client_script_a_page_says_why() {
+    ensure_tools();
+    let _one = one_browser_at_a_time();
+    let db = TempDb::new("offline");
+    // No --client-js: the page asks the CDN, which this machine (like an offline LAN)
+    // cannot reach.
+    let server = ExampleServer::start("chat", &["--db", db.path()]);
+    let summary = run_script("offline", &server, &[]);
+    assert!(
+        summary["notice"]
+            .as_str()
+            .is_some_and(|n| n.contains("could not be loaded")),
+        "{summary}"
+    );
+}
+
+#[test]
+fn the_lan_game_and_dashboard_pages_work_in_a_browser() {
+    ensure_tools();
+    let _one = one_browser_at_a_time();
+    let game = ExampleServer::start("lan_game", &["--client-js", &client_js()]);
+    let summary = run_script("lan-page", &game, &[]);
+    assert!(
+        summary["status"]
+            .as_str()
+            .is_some_and(|s| s.contains("against")),
+        "{summary}"
+    );
+    let dashboard = ExampleServer::start("dashboard", &["--client-js", &client_js()]);
+    let summary = run_script("dashboard-page", &dashboard, &[]);
+    assert!(summary["sensors"].as_u64().unwrap_or(0) > 0, "{summary}");
 }

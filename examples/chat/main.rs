@@ -42,6 +42,9 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Instant;
 
+#[path = "../shared/page.rs"]
+mod page;
+
 const MAX_NAME: usize = 20;
 const MAX_ROOM_NAME: usize = 24;
 const MAX_ROOMS: usize = 10;
@@ -49,10 +52,6 @@ const MAX_TEXT: usize = 500;
 /// The rate limit on messages: a burst of 5, then one per second.
 const BURST: f64 = 5.0;
 const PER_SECOND: f64 = 1.0;
-/// The client the page loads when the server has no `--client-js`; the hash is the one
-/// the Socket.IO docs publish for this file (it matches the npm package's copy).
-const CDN_CLIENT: &str = r#"<script src="https://cdn.socket.io/4.8.3/socket.io.min.js" integrity="sha384-kzavj5fiMwLKzzD1f8S7TeoVIEi7uKHvbTA3ueZkrzYq75pNQUiUi6Dy98Q3fxb0" crossorigin="anonymous"></script>"#;
-
 /// The state the loop owns; handlers get `&mut` access to it.
 struct Chat {
     /// Jobs for the database thread.
@@ -393,18 +392,10 @@ fn main() -> std::io::Result<()> {
     let conn =
         db::open(&o.db).unwrap_or_else(|e| fail(format!("database {}: {e}", o.db.display())));
     // The page, with the client's script tag rendered in.
-    let (script, client_js) = match &o.client_js {
-        Some(path) => {
-            let js = std::fs::read(path)
-                .unwrap_or_else(|e| fail(format!("--client-js {}: {e}", path.display())));
-            (
-                r#"<script src="/vendor/socket.io.min.js"></script>"#,
-                Some(js),
-            )
-        }
-        None => (CDN_CLIENT, None),
-    };
-    let page = include_str!("index.html").replace("<!-- socket.io client -->", script);
+    // The page, with the client's script tag rendered in; it says so plainly when the
+    // client's script cannot load (an offline LAN without --client-js).
+    let page = page::Page::new(include_str!("index.html"), o.client_js.as_deref())
+        .unwrap_or_else(|e| fail(format!("--client-js: {e}")));
 
     let (jobs, jobs_rx) = mpsc::channel();
     let state = Chat {
@@ -418,11 +409,10 @@ fn main() -> std::io::Result<()> {
     setup(server.of("/"));
     server.on_http(move |req| {
         let (content_type, body) = match (req.method.as_str(), req.path.as_str()) {
-            ("GET", "/") => ("text/html; charset=utf-8", page.as_bytes()),
-            ("GET", "/app.js") => ("text/javascript", include_str!("app.js").as_bytes()),
-            ("GET", "/style.css") => ("text/css", include_str!("style.css").as_bytes()),
-            ("GET", "/vendor/socket.io.min.js") => ("text/javascript", client_js.as_deref()?),
-            _ => return None,
+            ("GET", "/app.js") => ("text/javascript", include_str!("app.js")),
+            ("GET", "/style.css") => ("text/css", include_str!("style.css")),
+            // The page itself and the client's script.
+            _ => return page.respond(req),
         };
         Some(
             Response::new(200, content_type, body)

@@ -339,6 +339,59 @@ async function persistRead() {
   await done({});
 }
 
-const modes = { main, "persist-write": persistWrite, "persist-read": persistRead };
+/** Without --client-js and without internet (the CDN request fails): the page says why. */
+async function offline() {
+  await launch();
+  const page = await (await userContext()).newPage();
+  page.setDefaultTimeout(STEP_TIMEOUT_MS);
+  // The machine has no internet; make it certain, and quick.
+  await page.route("https://cdn.socket.io/**", (route) => route.abort());
+  progress = "opening the page with no client script";
+  await page.goto(url);
+  const notice = await page.locator("#no-client").textContent();
+  expect("the notice names --client-js", notice.includes("--client-js"), notice);
+  await done({ notice });
+}
+
+/** The lan_game example's page: two players join the lobby and are matched. */
+async function lanPage() {
+  await launch();
+  const players = [];
+  for (const name of ["ann", "bob"]) {
+    const page = await openTab(await userContext(), name);
+    await page.locator("#status", { hasText: "Connected" }).waitFor();
+    progress = `${name} joins the lobby`;
+    await page.fill("#name", name);
+    await page.click("#join button");
+    players.push(page);
+  }
+  for (const page of players) {
+    progress = `waiting for ${page.who}'s match`;
+    await page.locator("#status", { hasText: "against" }).waitFor();
+  }
+  await done({ status: await players[0].textContent("#status") });
+}
+
+/** The dashboard example's page: readings arrive, a viewer's notice is refused. */
+async function dashboardPage() {
+  await launch();
+  const page = await openTab(await userContext(), "viewer");
+  await page.locator("#status", { hasText: "Connected as viewer" }).waitFor();
+  progress = "waiting for readings";
+  await page.locator("#sensors tr").first().waitFor();
+  await page.fill("#text", "hello");
+  await page.click("#notice button");
+  await page.locator("#notice-result", { hasText: "refused: forbidden" }).waitFor();
+  await done({ sensors: await page.locator("#sensors tr").count() });
+}
+
+const modes = {
+  main,
+  "persist-write": persistWrite,
+  "persist-read": persistRead,
+  offline,
+  "lan-page": lanPage,
+  "dashboard-page": dashboardPage,
+};
 if (!modes[mode]) fail(`unknown mode ${JSON.stringify(mode)}`);
 else modes[mode](rest).catch((e) => fail(e?.stack ?? e));
