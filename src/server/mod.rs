@@ -274,6 +274,16 @@ impl Engine {
         self.may_log_peer(peer)
     }
 
+    /// [`Engine::may_log_client`] for a `warn` line: one a client's misuse of the
+    /// application's API causes (arguments of the wrong type), which its operator wants to
+    /// see without turning on `debug`. Same budget per peer address.
+    pub(crate) fn may_warn_client(&mut self, id: SessionId) -> bool {
+        let Some(peer) = self.slot(id).map(|s| s.handshake.address.ip()) else {
+            return false;
+        };
+        log::log_enabled!(log::Level::Warn) && self.client_log.allow(peer, self.now)
+    }
+
     fn may_log_peer(&mut self, peer: IpAddr) -> bool {
         log::log_enabled!(log::Level::Debug) && self.client_log.allow(peer, self.now)
     }

@@ -111,18 +111,181 @@ impl Event {
         }
     }
 
-    /// The arguments as `T`: one argument deserializes into `T` directly, none as `null`
-    /// (so `()` or `Option` work), several as an array (so a tuple works). Binary
-    /// attachments go straight into byte fields (`serde_bytes::ByteBuf`, `bytes::Bytes`).
+    /// The arguments as `T`, taken the way `T`'s type says (see [`Namespace::on`]
+    /// for the table):
+    ///
+    /// - [`Args<U>`]: every argument, each a `U`, as a list (none gives an empty list);
+    /// - a tuple `(A, B, ...)`: the arguments by position (more arguments than the tuple
+    ///   has are ignored, fewer are an error);
+    /// - `()`: nothing (the arguments are ignored);
+    /// - anything else (`String`, a struct, `Vec<U>`, `serde_json::Value`, `Option<U>`...):
+    ///   the first argument; with no argument, `T` is read from `null` (so `Option<U>`
+    ///   gives `None`). Arguments after the first are ignored.
+    ///
+    /// Binary attachments go straight into byte fields (`serde_bytes::ByteBuf`,
+    /// `bytes::Bytes`).
+    ///
+    /// [`Namespace::on`]: super::Namespace::on
     pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, ArgsError> {
-        let count = serde_json::from_str::<Vec<&RawValue>>(self.payload.raw().get())
-            .map_err(ArgsError::from)?
-            .len();
-        match count {
-            0 | 1 => serde_json::from_str("null").map_err(ArgsError::from),
-            2 => Ok(self.payload.deserialize::<SecondItem<T>>()?.0),
-            _ => Ok(self.payload.deserialize::<AfterFirst<T>>()?.0),
+        self.deserialize_as(ArgsShape::of::<T>())
+    }
+
+    /// [`Event::deserialize`] with `T`'s shape worked out beforehand (a handler does it once).
+    pub(crate) fn deserialize_as<T: DeserializeOwned>(
+        &self,
+        shape: ArgsShape,
+    ) -> Result<T, ArgsError> {
+        match shape {
+            ArgsShape::Nothing => serde_json::from_str("null").map_err(ArgsError::from),
+            ArgsShape::All | ArgsShape::Positional => {
+                Ok(self.payload.deserialize::<AfterFirst<T>>()?.0)
+            }
+            ArgsShape::First if self.args.is_empty() => {
+                serde_json::from_str("null").map_err(ArgsError::from)
+            }
+            ArgsShape::First => Ok(self.payload.deserialize::<SecondItem<T>>()?.0),
         }
+    }
+}
+
+/// Every argument of an event, each a `T`, as a list: the one handler argument type whose
+/// meaning does not depend on how many arguments the client sent.
+///
+/// `socket.emit("scores", 1, 2)` gives `Args(vec![1, 2])`, `socket.emit("scores", [1, 2])`
+/// gives `Args(vec![vec![1, 2]])` as an `Args<Vec<u32>>` (and fails as an `Args<u32>`),
+/// and `socket.emit("scores")` gives `Args(vec![])`.
+///
+/// ```
+/// use sioloop::sio::{Args, Server};
+/// use serde_json::Value;
+///
+/// let (mut server, _net) = Server::in_memory(Default::default(), ());
+/// server.of("/").on("log", |_cx, Args(items): Args<Value>, _ack| {
+///     // However many arguments the client passed, in order.
+///     let _ = items.len();
+/// });
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Args<T>(pub Vec<T>);
+
+impl<T> Args<T> {
+    /// The arguments.
+    pub fn into_inner(self) -> Vec<T> {
+        self.0
+    }
+}
+
+impl<T> std::ops::Deref for Args<T> {
+    type Target = Vec<T>;
+    fn deref(&self) -> &Vec<T> {
+        &self.0
+    }
+}
+
+impl<T> std::ops::DerefMut for Args<T> {
+    fn deref_mut(&mut self) -> &mut Vec<T> {
+        &mut self.0
+    }
+}
+
+impl<T> IntoIterator for Args<T> {
+    type Item = T;
+    type IntoIter = std::vec::IntoIter<T>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+/// The newtype name `Args` deserializes through: how [`ArgsShape::of`] recognizes it.
+const ARGS_TOKEN: &str = "$sioloop::Args";
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Args<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = Args<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of arguments")
+            }
+            fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Args<T>, D::Error> {
+                Vec::<T>::deserialize(d).map(Args)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Args<T>, A::Error> {
+                let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(16));
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(Args(items))
+            }
+        }
+        d.deserialize_newtype_struct(ARGS_TOKEN, V(PhantomData))
+    }
+}
+
+/// How a handler's argument type takes an event's arguments (see [`Event::deserialize`]).
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub(crate) enum ArgsShape {
+    /// The first argument (`null` if none).
+    First,
+    /// The arguments by position: a tuple.
+    Positional,
+    /// Every argument as a list: [`Args`].
+    All,
+    /// None: `()`.
+    Nothing,
+}
+
+impl ArgsShape {
+    /// `T`'s shape, found by letting `T` start deserializing from a probe that notes the
+    /// first thing asked for (a tuple, a unit, the `Args` newtype) and stops there.
+    pub(crate) fn of<T: DeserializeOwned>() -> ArgsShape {
+        let shape = std::cell::Cell::new(ArgsShape::First);
+        let _ = T::deserialize(ShapeProbe(&shape));
+        shape.get()
+    }
+}
+
+/// The deserializer behind [`ArgsShape::of`]: it never yields a value.
+struct ShapeProbe<'a>(&'a std::cell::Cell<ArgsShape>);
+
+impl ShapeProbe<'_> {
+    fn found<T>(self, shape: ArgsShape) -> Result<T, de::value::Error> {
+        self.0.set(shape);
+        Err(de::Error::custom("probed"))
+    }
+}
+
+impl<'de> Deserializer<'de> for ShapeProbe<'_> {
+    type Error = de::value::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+        self.found(ArgsShape::First)
+    }
+
+    fn deserialize_unit<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+        self.found(ArgsShape::Nothing)
+    }
+
+    fn deserialize_tuple<V: Visitor<'de>>(self, _: usize, _: V) -> Result<V::Value, Self::Error> {
+        self.found(ArgsShape::Positional)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        if name == ARGS_TOKEN {
+            self.found(ArgsShape::All)
+        } else {
+            // A newtype is what it wraps.
+            visitor.visit_newtype_struct(self)
+        }
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit_struct seq tuple_struct map struct enum identifier ignored_any
     }
 }
 
@@ -171,7 +334,8 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for SecondItem<T> {
     }
 }
 
-/// Every item after the first, as one sequence (the arguments after the event name).
+/// Every item after the first, as one sequence (the arguments after the event name); the
+/// items `T` does not take are skipped.
 struct AfterFirst<T>(T);
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for AfterFirst<T> {
@@ -184,7 +348,11 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for AfterFirst<T> {
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
                 seq.next_element::<IgnoredAny>()?;
-                T::deserialize(SeqAccessDeserializer::new(seq)).map(AfterFirst)
+                let value = T::deserialize(SeqAccessDeserializer::new(&mut seq))?;
+                // Arguments past those `T` takes are ignored, as a JavaScript function
+                // ignores extra arguments.
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(AfterFirst(value))
             }
         }
         d.deserialize_seq(V(PhantomData))
@@ -385,6 +553,73 @@ mod tests {
             Some(("a".to_owned(), 2, true))
         );
         assert!(event(r#"["e","a"]"#, vec![]).deserialize::<u8>().is_err());
+    }
+
+    /// The type says how the arguments are taken, whatever their count: a list argument
+    /// and several arguments never look the same.
+    #[test]
+    fn the_type_not_the_count_says_how_arguments_are_taken() {
+        use serde_json::{Value, json};
+        let list = event(r#"["e",[1,2]]"#, vec![]);
+        let two = event(r#"["e",1,2]"#, vec![]);
+        let one = event(r#"["e",1]"#, vec![]);
+        let none = event(r#"["e"]"#, vec![]);
+        // A single type: the first argument.
+        assert_eq!(list.deserialize::<Vec<u8>>().ok(), Some(vec![1, 2]));
+        assert!(two.deserialize::<Vec<u8>>().is_err(), "1 is not a list");
+        assert_eq!(two.deserialize::<u8>().ok(), Some(1), "extra ignored");
+        assert_eq!(two.deserialize::<Value>().ok(), Some(json!(1)));
+        assert_eq!(none.deserialize::<Value>().ok(), Some(Value::Null));
+        // A tuple: by position, one-element tuples included.
+        assert_eq!(two.deserialize::<(u8, u8)>().ok(), Some((1, 2)));
+        assert_eq!(one.deserialize::<(u8,)>().ok(), Some((1,)));
+        assert_eq!(two.deserialize::<(u8,)>().ok(), Some((1,)), "extra ignored");
+        assert!(list.deserialize::<(u8, u8)>().is_err(), "one argument");
+        assert!(one.deserialize::<(u8, u8)>().is_err(), "too few");
+        // `Args`: all of them, always a list.
+        assert_eq!(two.deserialize::<Args<u8>>().ok(), Some(Args(vec![1, 2])));
+        assert_eq!(one.deserialize::<Args<u8>>().ok(), Some(Args(vec![1])));
+        assert_eq!(none.deserialize::<Args<u8>>().ok(), Some(Args(vec![])));
+        assert_eq!(
+            list.deserialize::<Args<Value>>().ok(),
+            Some(Args(vec![json!([1, 2])]))
+        );
+        assert!(list.deserialize::<Args<u8>>().is_err());
+        // `()`: nothing, whatever came.
+        assert_eq!(two.deserialize::<()>().ok(), Some(()));
+        assert_eq!(list.deserialize::<()>().ok(), Some(()));
+        // Binary in every shape.
+        let bin = event(
+            r#"["e",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#,
+            vec![vec![1], vec![2, 3]],
+        );
+        assert_eq!(
+            bin.deserialize::<Args<ByteBuf>>().ok(),
+            Some(Args(vec![
+                ByteBuf::from(vec![1]),
+                ByteBuf::from(vec![2, 3])
+            ]))
+        );
+        assert_eq!(
+            bin.deserialize::<ByteBuf>().ok(),
+            Some(ByteBuf::from(vec![1]))
+        );
+    }
+
+    #[test]
+    fn shapes_of_types() {
+        // Only its shape is probed, never its value.
+        #[allow(dead_code)]
+        #[derive(serde::Deserialize)]
+        struct Wrapped((u8, u8));
+        assert_eq!(ArgsShape::of::<String>(), ArgsShape::First);
+        assert_eq!(ArgsShape::of::<Vec<u8>>(), ArgsShape::First);
+        assert_eq!(ArgsShape::of::<Option<(u8, u8)>>(), ArgsShape::First);
+        assert_eq!(ArgsShape::of::<serde_json::Value>(), ArgsShape::First);
+        assert_eq!(ArgsShape::of::<(u8, String)>(), ArgsShape::Positional);
+        assert_eq!(ArgsShape::of::<Wrapped>(), ArgsShape::Positional);
+        assert_eq!(ArgsShape::of::<Args<u8>>(), ArgsShape::All);
+        assert_eq!(ArgsShape::of::<()>(), ArgsShape::Nothing);
     }
 
     #[test]

@@ -141,6 +141,7 @@ impl<S: 'static> Io<S> {
             data,
             next_ack_id: 0,
             bucket: None,
+            invalid_events: 0,
         });
         let key = SocketKey { index, generation };
         if let Some(ns) = self.core.namespace_mut(nsp) {

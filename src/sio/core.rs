@@ -79,6 +79,8 @@ pub(super) struct SocketEntry {
     pub(super) data: Option<Box<dyn Any>>,
     pub(super) next_ack_id: u64,
     pub(super) bucket: Option<Bucket>,
+    /// Events with arguments that did not fit their handler's type (for the log's rate).
+    pub(super) invalid_events: u32,
 }
 
 pub(super) struct ClientState {

@@ -446,11 +446,20 @@ impl<'a, S: 'static> SocketCx<'a, S> {
         self.server.core.stats.events_refused += 1;
     }
 
-    /// Whether a log line about something this socket's client caused may be written (at
-    /// `debug`, a few per peer address per second).
-    pub(super) fn may_log_client(&mut self) -> bool {
+    /// Counts an event of this socket with invalid arguments; returns how many so far.
+    pub(super) fn count_invalid_event(&mut self) -> u32 {
+        let key = self.key;
+        self.server.core.socket_mut(key).map_or(0, |e| {
+            e.invalid_events = e.invalid_events.saturating_add(1);
+            e.invalid_events
+        })
+    }
+
+    /// Whether a `warn` line about something this socket's client caused may be written
+    /// (a few per peer address per second).
+    pub(super) fn may_warn_client(&mut self) -> bool {
         self.session()
-            .is_some_and(|session| self.server.engine.may_log_client(session))
+            .is_some_and(|session| self.server.engine.may_warn_client(session))
     }
 
     /// The client's address, for a log line.

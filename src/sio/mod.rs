@@ -56,7 +56,7 @@ mod stats;
 mod timers;
 
 pub use acks::AckResults;
-pub use args::{Ack, Event};
+pub use args::{Ack, Args, Event};
 pub use config::{RateLimit, RateLimitAction};
 pub use core::SocketKey;
 pub use cx::{ConnectCx, Emitter, Handle, ServerCx, SocketCx, SocketInfo, TimerId};

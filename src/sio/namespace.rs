@@ -1,10 +1,14 @@
 //! A namespace's handlers as the application registers them: connection middleware,
 //! connect and disconnect handlers, event handlers and event middleware.
 
+use super::args::ArgsShape;
 use super::{Ack, ConnectCx, ConnectError, DisconnectReason, Event, SocketCx};
 use crate::client_log::Clipped;
+use crate::socketio::ArgsError;
 use foldhash::HashMap;
 use serde::de::DeserializeOwned;
+use std::cell::RefCell;
+use std::rc::Rc;
 
 /// What an event middleware decides about an incoming event.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
@@ -21,6 +25,8 @@ pub(super) type OnDisconnect<S> = Box<dyn FnMut(&mut SocketCx<'_, S>, Disconnect
 pub(super) type OnEvent<S> = Box<dyn FnMut(&mut SocketCx<'_, S>, Event, Option<Ack>)>;
 pub(super) type EventMiddleware<S> =
     Box<dyn FnMut(&mut SocketCx<'_, S>, &Event) -> Result<(), Refuse>>;
+pub(super) type OnInvalid<S> =
+    Box<dyn FnMut(&mut SocketCx<'_, S>, &Event, &ArgsError, Option<Ack>)>;
 pub(super) type NamespaceMatcher = Box<dyn Fn(&str) -> bool>;
 
 /// The handlers of a namespace (shared by the children of a dynamic namespace).
@@ -31,6 +37,9 @@ pub struct Namespace<S> {
     pub(super) events: HashMap<String, OnEvent<S>>,
     pub(super) any: Option<OnEvent<S>>,
     pub(super) event_middleware: Vec<EventMiddleware<S>>,
+    /// What answers an event whose arguments do not fit its handler's type: shared with
+    /// the typed handlers, which run it (whether it was set before or after them).
+    on_invalid: Rc<RefCell<Option<OnInvalid<S>>>>,
 }
 
 impl<S> std::fmt::Debug for Namespace<S> {
@@ -50,6 +59,7 @@ impl<S: 'static> Namespace<S> {
             events: HashMap::default(),
             any: None,
             event_middleware: Vec::new(),
+            on_invalid: Rc::new(RefCell::new(None)),
         }
     }
 
@@ -80,31 +90,95 @@ impl<S: 'static> Namespace<S> {
         self
     }
 
-    /// Handles an event with typed arguments (see [`Event::deserialize`]). Arguments that
-    /// do not deserialize into `T` drop the event, with a log line.
+    /// Handles an event with typed arguments. The type of the handler's argument says how
+    /// the client's arguments are taken (see [`Event::deserialize`]):
+    ///
+    /// | handler argument type | client emits | the handler gets |
+    /// |---|---|---|
+    /// | `T` (`String`, a struct, `Vec<U>`, `Value`, `Option<U>`...) | `emit("e", a, ...)` | the first argument `a` as a `T`; further ones are ignored |
+    /// | `T` | `emit("e")` | `T` read from `null`: `None` for an `Option`, an error for most others |
+    /// | `(A, B)` (any tuple) | `emit("e", a, b, ...)` | the arguments by position; fewer than the tuple has is an error |
+    /// | [`Args<U>`](super::Args) | `emit("e", a, b, ...)` | every argument, each a `U`, as a list (empty if none) |
+    /// | `()` | anything | nothing: the arguments are ignored |
+    ///
+    /// So `emit("e", [1, 2])` and `emit("e", 1, 2)` differ for every type: as a `Vec<u32>`
+    /// the first gives `[1, 2]` and the second `[1]`'s first argument `1` fails (it is not
+    /// a list); as an `Args<u32>` the second gives `[1, 2]` and the first fails; as a
+    /// `(u32, u32)` only the second fits. (Before, a `Vec` or a tuple took several
+    /// arguments as one list and one list argument the same way.)
+    ///
+    /// Arguments that do not fit `T` never reach `f`. Such an event is counted in
+    /// [`Stats::events_refused`](super::Stats::events_refused), logged at `warn` (the 1st,
+    /// 2nd, 4th, 8th... of each socket, and a few per client address per second), and
+    /// answered by the [`Namespace::on_invalid`] hook, or without one: if the client asked
+    /// for an acknowledgement, it gets one argument
+    /// `{"error": "invalid arguments: <what serde said>"}`, so its callback or
+    /// `emitWithAck` does not wait for a timeout. (The reference server has no typed
+    /// handlers and so no such answer.)
+    ///
+    /// ```
+    /// use sioloop::sio::{Args, Server};
+    /// use serde_json::Value;
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct Move { x: i32, y: i32 }
+    ///
+    /// let (mut server, _net) = Server::in_memory(Default::default(), ());
+    /// server
+    ///     .of("/")
+    ///     // socket.emit("move", {x: 1, y: 2})
+    ///     .on("move", |_cx, m: Move, _ack| { let _ = (m.x, m.y); })
+    ///     // socket.emit("say", "room", "hello")
+    ///     .on("say", |_cx, (room, text): (String, String), _ack| { let _ = (room, text); })
+    ///     // socket.emit("tags", "a", "b", "c"): every argument
+    ///     .on("tags", |_cx, Args(tags): Args<String>, _ack| { let _ = tags; })
+    ///     // socket.emit("batch", [1, 2, 3]): one argument that is a list
+    ///     .on("batch", |_cx, items: Vec<u32>, _ack| { let _ = items; })
+    ///     // socket.emit("ping"), with or without arguments
+    ///     .on("ping", |_cx, (): (), _ack| {});
+    /// ```
     pub fn on<T: DeserializeOwned + 'static>(
         &mut self,
         event: &str,
         mut f: impl FnMut(&mut SocketCx<'_, S>, T, Option<Ack>) + 'static,
     ) -> &mut Self {
-        let name = event.to_owned();
+        let shape = ArgsShape::of::<T>();
+        let on_invalid = Rc::clone(&self.on_invalid);
         self.on_raw(event, move |cx, event, ack| {
-            match event.deserialize::<T>() {
+            match event.deserialize_as::<T>(shape) {
                 Ok(args) => f(cx, args, ack),
-                Err(e) => {
-                    cx.count_refused();
-                    // The client chose the arguments, and serde's message quotes them.
-                    if cx.may_log_client() {
-                        log::debug!(
-                            "sioloop: event {} from {} dropped: {}",
-                            Clipped(&name),
-                            cx.peer(),
-                            Clipped(&e.to_string())
-                        );
-                    }
-                }
+                Err(error) => invalid_arguments(cx, &event, &error, ack, &on_invalid),
             }
         })
+    }
+
+    /// Answers the events of this namespace whose arguments do not fit their handler's
+    /// type (see [`Namespace::on`]), in place of the default answer (an error object to
+    /// the acknowledgement, if the client asked for one). The event is still counted and
+    /// logged.
+    ///
+    /// ```
+    /// use sioloop::sio::Server;
+    ///
+    /// let (mut server, _net) = Server::in_memory(Default::default(), ());
+    /// server
+    ///     .of("/")
+    ///     .on("move", |_cx, (x, y): (i32, i32), _ack| { let _ = (x, y); })
+    ///     // Tell the client with an event, and answer its ack the usual way.
+    ///     .on_invalid(|cx, event, error, ack| {
+    ///         let message = error.to_string();
+    ///         cx.emit_args("invalid", &(event.name(), &message));
+    ///         if let Some(ack) = ack {
+    ///             cx.ack(ack, &serde_json::json!({ "error": message }));
+    ///         }
+    ///     });
+    /// ```
+    pub fn on_invalid(
+        &mut self,
+        f: impl FnMut(&mut SocketCx<'_, S>, &Event, &ArgsError, Option<Ack>) + 'static,
+    ) -> &mut Self {
+        *self.on_invalid.borrow_mut() = Some(Box::new(f));
+        self
     }
 
     /// Handles an event with its raw [`Event`] (no parsing of the arguments).
@@ -134,6 +208,53 @@ impl<S: 'static> Namespace<S> {
     ) -> &mut Self {
         self.event_middleware.push(Box::new(f));
         self
+    }
+}
+
+/// The most bytes of serde's message an error answer carries: the message quotes the
+/// client's own data, which need not come back whole.
+const INVALID_MESSAGE_BYTES: usize = 256;
+
+/// An event whose arguments do not fit its handler's type: counted, logged (rate-limited),
+/// and answered by the namespace's hook or, without one, with an error to its ack.
+fn invalid_arguments<S: 'static>(
+    cx: &mut SocketCx<'_, S>,
+    event: &Event,
+    error: &ArgsError,
+    ack: Option<Ack>,
+    on_invalid: &RefCell<Option<OnInvalid<S>>>,
+) {
+    cx.count_refused();
+    let nth = cx.count_invalid_event();
+    // The 1st, 2nd, 4th... of a socket: a client sending nothing but bad events shows
+    // in the log without filling it.
+    if nth.is_power_of_two() && cx.may_warn_client() {
+        log::warn!(
+            "sioloop: event {} from {} (socket {}, {} so far) has invalid arguments: {}",
+            Clipped(event.name()),
+            cx.peer(),
+            cx.id(),
+            nth,
+            Clipped(&error.to_string())
+        );
+    }
+    // Borrowed only here, and a hook cannot reach another event's handler while it runs.
+    if let Ok(mut hook) = on_invalid.try_borrow_mut()
+        && let Some(hook) = hook.as_mut()
+    {
+        return hook(cx, event, error, ack);
+    }
+    if let Some(ack) = ack {
+        let mut message = error.to_string();
+        if message.len() > INVALID_MESSAGE_BYTES {
+            let mut end = INVALID_MESSAGE_BYTES;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+            message.push('…');
+        }
+        cx.ack(ack, &serde_json::json!({ "error": message }));
     }
 }
 

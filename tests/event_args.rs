@@ -1,0 +1,298 @@
+//! Event arguments as a client sends them and handlers take them, on the in-memory server:
+//! the handler's type says how the arguments are taken (one list argument and several
+//! arguments never look the same), arguments that do not fit are answered (an error to the
+//! client's ack by default, or the namespace's `on_invalid` hook), counted and logged at
+//! `warn` a few times per socket. (Its own test binary: one test installs the process's logger.)
+
+#[path = "common/raw.rs"]
+mod raw;
+
+use raw::masked_text;
+use serde_json::{Value, json};
+use sioloop::server::{ClientId, Config, MemoryNet};
+use sioloop::sio::{Args, Server};
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// A frame the server sent: text or binary.
+#[derive(Debug, PartialEq)]
+enum Frame {
+    Text(String),
+    Binary(Vec<u8>),
+}
+
+/// Server frames in `out` (unmasked).
+fn frames(mut out: &[u8]) -> Vec<Frame> {
+    let mut frames = Vec::new();
+    while out.len() >= 2 {
+        let opcode = out[0] & 0x0f;
+        let (len, head) = match out[1] & 0x7f {
+            126 => (u16::from_be_bytes([out[2], out[3]]) as usize, 4),
+            127 => (
+                u64::from_be_bytes(out[2..10].try_into().expect("8 bytes")) as usize,
+                10,
+            ),
+            n => (n as usize, 2),
+        };
+        let payload = out[head..head + len].to_vec();
+        frames.push(match opcode {
+            1 => Frame::Text(String::from_utf8(payload).expect("utf-8")),
+            _ => Frame::Binary(payload),
+        });
+        out = &out[head + len..];
+    }
+    frames
+}
+
+struct Harness {
+    server: Server<()>,
+    net: MemoryNet,
+}
+
+impl Harness {
+    fn new(setup: impl FnOnce(&mut Server<()>)) -> Harness {
+        let (mut server, net) = Server::in_memory(Config::default(), ());
+        setup(&mut server);
+        Harness { server, net }
+    }
+
+    fn turns(&mut self, n: usize) {
+        for _ in 0..n {
+            assert!(self.server.turn().expect("turn"));
+        }
+    }
+
+    /// A WebSocket client from `peer`, connected to `/`.
+    fn client_from(&mut self, peer: SocketAddr) -> ClientId {
+        let client = self.net.connect_from(peer);
+        self.net.send(
+            client,
+            b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n\
+              Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        );
+        self.turns(2);
+        let out = self.net.take_output(client);
+        assert!(out.starts_with(b"HTTP/1.1 101"), "upgrade answered");
+        self.net.send(client, &masked_text("40"));
+        self.turns(2);
+        let connected = self.net.take_output(client);
+        assert!(
+            frames(&connected)
+                .iter()
+                .any(|f| matches!(f, Frame::Text(t) if t.starts_with("40{"))),
+            "CONNECT answered"
+        );
+        client
+    }
+
+    fn client(&mut self) -> ClientId {
+        self.client_from("127.0.0.1:40000".parse().expect("address"))
+    }
+
+    /// Sends text packets, then what the server sent back.
+    fn exchange(&mut self, client: ClientId, packets: &[&str]) -> Vec<Frame> {
+        for packet in packets {
+            self.net.send(client, &masked_text(packet));
+        }
+        self.turns(3);
+        self.output(client)
+    }
+
+    fn output(&mut self, client: ClientId) -> Vec<Frame> {
+        frames(&self.net.take_output(client))
+    }
+}
+
+fn texts(frames: &[Frame]) -> Vec<&str> {
+    frames
+        .iter()
+        .filter_map(|f| match f {
+            Frame::Text(t) => Some(t.as_str()),
+            Frame::Binary(_) => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_handler_type_not_the_argument_count_says_what_a_handler_gets() {
+    let mut h = Harness::new(|server| {
+        server
+            .of("/")
+            .on("first", |cx, items: Vec<u32>, ack| {
+                if let Some(ack) = ack {
+                    cx.ack(ack, &items);
+                }
+            })
+            .on("all", |cx, Args(items): Args<Value>, ack| {
+                if let Some(ack) = ack {
+                    cx.ack(ack, &items);
+                }
+            })
+            .on("pair", |cx, (n, s): (u32, String), ack| {
+                if let Some(ack) = ack {
+                    cx.ack(ack, &json!([n, s]));
+                }
+            })
+            .on("nothing", |cx, (): (), ack| {
+                if let Some(ack) = ack {
+                    cx.ack(ack, "ok");
+                }
+            });
+    });
+    let c = h.client();
+    let answers = h.exchange(
+        c,
+        &[
+            // One list argument, as a Vec: the list.
+            r#"421["first",[1,2]]"#,
+            // As Args: one argument, which is a list.
+            r#"422["all",[1,2]]"#,
+            // Two arguments as Args: both.
+            r#"423["all",1,2]"#,
+            r#"424["all"]"#,
+            // By position; the extra argument is ignored, as in JavaScript.
+            r#"425["pair",1,"a",true]"#,
+            r#"426["nothing",1,[2]]"#,
+        ],
+    );
+    assert_eq!(
+        texts(&answers),
+        [
+            "431[[1,2]]",
+            "432[[[1,2]]]",
+            "433[[1,2]]",
+            "434[[]]",
+            r#"435[[1,"a"]]"#,
+            r#"436["ok"]"#,
+        ]
+    );
+    // Two arguments are not one list: a Vec handler gets the first, `1`, which does not
+    // fit; a list is not two arguments for a pair.
+    let answers = h.exchange(c, &[r#"427["first",1,2]"#, r#"428["pair",[1,"a"]]"#]);
+    let answers = texts(&answers);
+    assert_eq!(answers.len(), 2, "{answers:?}");
+    assert!(
+        answers[0].starts_with(
+            r#"437[{"error":"invalid arguments: invalid type: integer `1`, expected a sequence"#
+        ),
+        "{answers:?}"
+    );
+    assert!(
+        answers[1].starts_with(r#"438[{"error":"invalid arguments: "#),
+        "{answers:?}"
+    );
+}
+
+#[test]
+fn invalid_arguments_answer_the_ack_or_nothing_and_are_counted() {
+    let mut h = Harness::new(|server| {
+        server
+            .of("/")
+            .on("count", |_cx, _n: u32, _ack| {
+                panic!("not a number: never called")
+            })
+            .on("refused", |cx, (): (), ack| {
+                let refused = cx.stats().events_refused;
+                if let Some(ack) = ack {
+                    cx.ack(ack, &refused);
+                }
+            });
+    });
+    let c = h.client();
+    // Without an ack there is nobody to answer: nothing is sent.
+    assert_eq!(h.exchange(c, &[r#"42["count","x"]"#]), []);
+    // With one, the client hears at once instead of waiting for its timeout; serde's
+    // message quotes the client's own data, clipped.
+    let long = "y".repeat(5000);
+    let answers = h.exchange(c, &[&format!(r#"427["count","{long}"]"#)]);
+    let [Frame::Text(answer)] = &answers[..] else {
+        panic!("one answer: {answers:?}");
+    };
+    let value: Value = serde_json::from_str(&answer["437".len()..]).expect("ack JSON");
+    let message = value[0]["error"].as_str().expect("an error message");
+    assert!(
+        message.starts_with("invalid arguments: invalid type: string \"yyy"),
+        "{message}"
+    );
+    assert!(message.len() < 300, "clipped: {} bytes", message.len());
+    assert_eq!(value.as_array().map(Vec::len), Some(1), "one argument");
+    // Both counted.
+    assert_eq!(texts(&h.exchange(c, &[r#"428["refused"]"#])), ["438[2]"]);
+}
+
+#[test]
+fn the_on_invalid_hook_answers_in_place_of_the_default() {
+    let mut h = Harness::new(|server| {
+        server
+            .of("/")
+            .on("move", |_cx, _xy: (i32, i32), _ack| panic!("never called"))
+            .on_invalid(|cx, event, error, ack| {
+                let message = error.to_string();
+                cx.emit_args("invalid", &(event.name(),));
+                if let Some(ack) = ack {
+                    cx.ack(ack, &json!({"code": "E_ARGS", "message": message}));
+                }
+            });
+    });
+    let c = h.client();
+    let answers = h.exchange(c, &[r#"423["move",1]"#, r#"42["move","a","b"]"#]);
+    let answers = texts(&answers);
+    assert_eq!(answers.len(), 3, "{answers:?}");
+    assert_eq!(answers[0], r#"42["invalid","move"]"#);
+    assert!(
+        answers[1]
+            .starts_with(r#"433[{"code":"E_ARGS","message":"invalid arguments: invalid length 1"#),
+        "{answers:?}"
+    );
+    assert_eq!(answers[2], r#"42["invalid","move"]"#);
+}
+
+/// Every log record of the process, as `LEVEL message`.
+static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+struct Capture;
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        let line = format!("{} {}", record.level(), record.args());
+        LINES.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+    }
+    fn flush(&self) {}
+}
+
+#[test]
+fn invalid_arguments_are_logged_at_warn_a_few_times_per_socket() {
+    log::set_logger(&Capture).expect("the only logger");
+    log::set_max_level(log::LevelFilter::Warn);
+    let mut h = Harness::new(|server| {
+        server.of("/").on("count", |_cx, _n: u32, _ack| {});
+    });
+    // An address of its own: the other tests of this binary log from 127.0.0.1.
+    let c = h.client_from("10.9.8.7:5000".parse().expect("address"));
+    for _ in 0..20 {
+        h.exchange(c, &[r#"42["count","x"]"#]);
+        // A new second each time: the per-address budget never runs out, so what is left
+        // out is the socket's own limit.
+        h.net.advance(Duration::from_millis(1100));
+    }
+    let lines: Vec<String> = LINES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter(|l| l.contains("10.9.8.7"))
+        .cloned()
+        .collect();
+    // The 1st, 2nd, 4th, 8th and 16th of 20.
+    assert_eq!(lines.len(), 5, "{lines:#?}");
+    for (line, nth) in lines.iter().zip([1, 2, 4, 8, 16]) {
+        assert!(line.starts_with("WARN "), "{line}");
+        assert!(line.contains(r#"event "count""#), "{line}");
+        assert!(line.contains(&format!("{nth} so far")), "{line}");
+        assert!(line.contains("invalid type: string \\\"x\\\""), "{line}");
+    }
+}
