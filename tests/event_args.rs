@@ -2,15 +2,18 @@
 //! the handler's type says how the arguments are taken (one list argument and several
 //! arguments never look the same), arguments that do not fit are answered (an error to the
 //! client's ack by default, or the namespace's `on_invalid` hook), counted and logged at
-//! `warn` a few times per socket. (Its own test binary: one test installs the process's logger.)
+//! `warn` a few times per socket, and a received event is relayed under another name with
+//! its binary attachments. (Its own test binary: one test installs the process's logger.)
 
 #[path = "common/raw.rs"]
 mod raw;
 
-use raw::masked_text;
+use raw::{masked_frame, masked_text};
+use serde_bytes::ByteBuf;
 use serde_json::{Value, json};
 use sioloop::server::{ClientId, Config, MemoryNet};
 use sioloop::sio::{Args, Server};
+use sioloop::socketio::Payload;
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -230,7 +233,7 @@ fn the_on_invalid_hook_answers_in_place_of_the_default() {
             .on("move", |_cx, _xy: (i32, i32), _ack| panic!("never called"))
             .on_invalid(|cx, event, error, ack| {
                 let message = error.to_string();
-                cx.emit_args("invalid", &(event.name(),));
+                cx.emit_args("invalid", &(event.name(), event.args_json()));
                 if let Some(ack) = ack {
                     cx.ack(ack, &json!({"code": "E_ARGS", "message": message}));
                 }
@@ -240,13 +243,66 @@ fn the_on_invalid_hook_answers_in_place_of_the_default() {
     let answers = h.exchange(c, &[r#"423["move",1]"#, r#"42["move","a","b"]"#]);
     let answers = texts(&answers);
     assert_eq!(answers.len(), 3, "{answers:?}");
-    assert_eq!(answers[0], r#"42["invalid","move"]"#);
+    assert_eq!(answers[0], r#"42["invalid","move","1"]"#);
     assert!(
         answers[1]
             .starts_with(r#"433[{"code":"E_ARGS","message":"invalid arguments: invalid length 1"#),
         "{answers:?}"
     );
-    assert_eq!(answers[2], r#"42["invalid","move"]"#);
+    assert_eq!(answers[2], r#"42["invalid","move","\"a\",\"b\""]"#);
+}
+
+#[test]
+fn a_received_event_is_relayed_under_another_name_with_its_attachments() {
+    let mut h = Harness::new(|server| {
+        server
+            .of("/")
+            .on_connect(|cx| cx.join("canvas"))
+            .on_raw("draw", |cx, event, _ack| {
+                cx.to("canvas").except_self().emit_event_as("drawn", &event);
+                cx.emit_event_as("echoed", &event);
+            })
+            .on("payload", |cx, (): (), _ack| {
+                let Ok(payload) = Payload::from_serialize(&(1, ByteBuf::from(vec![7u8, 8]))) else {
+                    return;
+                };
+                cx.emit_payload("kept", &payload);
+            });
+    });
+    let (a, b) = (h.client(), h.client());
+    // `socket.emit("draw", bytes0, "x", {pen: bytes1})`: a binary event in three frames.
+    h.net.send(
+        a,
+        &masked_text(
+            r#"452-["draw",{"_placeholder":true,"num":0},"x",{"pen":{"_placeholder":true,"num":1}}]"#,
+        ),
+    );
+    h.net.send(a, &masked_frame(0x2, true, &[1, 2, 3]));
+    h.net.send(a, &masked_frame(0x2, true, &[0, 255]));
+    h.turns(3);
+    let relayed = |name: &str| {
+        vec![
+            Frame::Text(format!(
+                r#"452-["{name}",{{"_placeholder":true,"num":0}},"x",{{"pen":{{"_placeholder":true,"num":1}}}}]"#
+            )),
+            Frame::Binary(vec![1, 2, 3]),
+            Frame::Binary(vec![0, 255]),
+        ]
+    };
+    assert_eq!(
+        h.output(b),
+        relayed("drawn"),
+        "the room, under the new name"
+    );
+    assert_eq!(h.output(a), relayed("echoed"), "the sender itself");
+    // A payload's items become the arguments, binary kept.
+    assert_eq!(
+        h.exchange(a, &[r#"42["payload"]"#]),
+        [
+            Frame::Text(r#"451-["kept",1,{"_placeholder":true,"num":0}]"#.to_owned()),
+            Frame::Binary(vec![7, 8]),
+        ]
+    );
 }
 
 /// Every log record of the process, as `LEVEL message`.

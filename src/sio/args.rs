@@ -89,6 +89,19 @@ impl Event {
         &self.payload
     }
 
+    /// The arguments' JSON text exactly as received, without the name and the brackets
+    /// (`1,"a",{"_placeholder":true,"num":0}` for `["name",1,"a",<bytes>]`): binary
+    /// arguments are placeholders numbering [`Event::attachments`]. Empty if there are
+    /// none. A relay forwards this as it is (see `SocketCx::emit_event_as`).
+    pub fn args_json(&self) -> &str {
+        self.args_text()
+    }
+
+    /// The binary attachments, in the order the placeholders number them.
+    pub fn attachments(&self) -> &[Vec<u8>] {
+        self.payload.attachments()
+    }
+
     /// The arguments' JSON text as received, without the name and the brackets
     /// (`arg1,arg2`), placeholders included.
     pub(crate) fn args_text(&self) -> &str {

@@ -442,6 +442,33 @@ impl<'a, S: 'static> SocketCx<'a, S> {
         self.emitter().only(key).emit_event(event)
     }
 
+    /// Sends a received event's arguments to this socket under another name: a relay.
+    /// The arguments go as they came (binary attachments included, in order), spliced
+    /// from the event's text without being parsed. `cx.to(room).emit_event_as(...)`
+    /// relays to a room.
+    ///
+    /// ```
+    /// use sioloop::sio::Server;
+    ///
+    /// let (mut server, _net) = Server::in_memory(Default::default(), ());
+    /// // socket.emit("say", "hi", new Uint8Array([1, 2])): the socket gets
+    /// // "said" with "hi" and the bytes.
+    /// server.of("/").on_raw("say", |cx, event, _ack| {
+    ///     cx.emit_event_as("said", &event);
+    /// });
+    /// ```
+    pub fn emit_event_as(&mut self, name: &str, event: &super::Event) -> bool {
+        let key = self.key;
+        self.emitter().only(key).emit_event_as(name, event)
+    }
+
+    /// Emits an event to this socket whose arguments are the items of a received payload
+    /// (an acknowledgement's answer, say), unchanged, binary attachments included.
+    pub fn emit_payload(&mut self, name: &str, payload: &Payload) -> bool {
+        let key = self.key;
+        self.emitter().only(key).emit_payload(name, payload)
+    }
+
     pub(crate) fn count_refused(&mut self) {
         self.server.core.stats.events_refused += 1;
     }
@@ -668,6 +695,23 @@ impl<'c, 'a, S: 'static> Emitter<'c, 'a, S> {
     /// Forwards a received event's arguments unchanged (no parsing): a relay.
     pub fn emit_event(self, event: &super::Event) -> bool {
         self.emit_encoded(event.name(), &EncodedArgs::from_event(event))
+    }
+
+    /// Forwards a received event's arguments under another name, unchanged (no parsing;
+    /// binary attachments included, in order): a relay that renames.
+    ///
+    /// ```
+    /// use sioloop::sio::Server;
+    ///
+    /// let (mut server, _net) = Server::in_memory(Default::default(), ());
+    /// // socket.emit("draw", stroke, bytes): the others in the room `canvas` get
+    /// // "drawn" with the same stroke and bytes.
+    /// server.of("/").on_raw("draw", |cx, event, _ack| {
+    ///     cx.to("canvas").except_self().emit_event_as("drawn", &event);
+    /// });
+    /// ```
+    pub fn emit_event_as(self, name: &str, event: &super::Event) -> bool {
+        self.emit_encoded(name, &EncodedArgs::from_event(event))
     }
 
     /// Emits an event whose arguments are the items of a received payload (an ack's
