@@ -18,6 +18,9 @@
 //! | `kick`          | disconnects the socket (`server namespace disconnect`)                |
 //! | `drop_transport`| closes the client's whole connection                                  |
 //! | `get_log`       | acks the server's disconnect log `[{nsp, id, user, reason}]`            |
+//! | `double`        | typed `u32`: acks twice it; other arguments get the default answer `{error}` |
+//! | `tags`          | typed `Args<String>`: acks every argument as one list                  |
+//! | `relay`         | relays its arguments, binary included, as `relayed` to the others in the room `relay` |
 //!
 //! ```text
 //! cargo run --example sio_testbed -- --port 3000 [--ping-interval MS --ping-timeout MS]
@@ -30,7 +33,7 @@ const LOG_CAPACITY: usize = 1000;
 use serde_bytes::ByteBuf;
 use serde_json::{Value, json};
 use sioloop::server::Config;
-use sioloop::sio::{AckError, ConnectError, Event, Namespace, Server, SocketCx};
+use sioloop::sio::{AckError, Args, ConnectError, Event, Namespace, Server, SocketCx};
 use std::io::Write;
 use std::time::Duration;
 
@@ -245,6 +248,24 @@ fn setup(ns: &mut Namespace<Testbed>) {
             let log = cx.state().log.clone();
             cx.ack(ack, &log);
         }
+    })
+    // Arguments that are not one `u32` never get here: the client's ack hears
+    // `{"error": "invalid arguments: ..."}` (the default of `Namespace::on`).
+    .on("double", |cx, n: u32, ack| {
+        if let Some(ack) = ack {
+            cx.ack(ack, &(u64::from(n) * 2));
+        }
+    })
+    .on("tags", |cx, Args(tags): Args<String>, ack| {
+        if let Some(ack) = ack {
+            cx.ack(ack, &tags);
+        }
+    })
+    // A relay under another name: the arguments are spliced, not parsed.
+    .on_raw("relay", |cx, event, _ack| {
+        cx.to("relay")
+            .except_self()
+            .emit_event_as("relayed", &event);
     });
 }
 

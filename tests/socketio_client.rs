@@ -275,6 +275,21 @@ fn binary_both_ways_nested_in_objects_and_arrays() {
 }
 
 #[test]
+fn mismatched_arguments_answer_the_ack_with_an_error_and_args_takes_all() {
+    let summary = interop("typed_args", &[]);
+    assert_eq!(
+        summary["wrong"]["error"], "invalid arguments: invalid type: string \"x\", expected u32",
+        "{summary}"
+    );
+}
+
+#[test]
+fn a_relay_under_another_name_arrives_intact_with_binary() {
+    let summary = interop("relay", &[]);
+    assert_eq!(summary["relayed"], 3, "{summary}");
+}
+
+#[test]
 fn rooms_and_broadcasts_with_except_and_except_sender() {
     let summary = interop("rooms", &[]);
     assert_eq!(

@@ -246,6 +246,9 @@ fn invalid_arguments<S: 'static>(
     }
     if let Some(ack) = ack {
         let mut message = error.to_string();
+        // Where in the packet's text serde stopped tells the client nothing it can use.
+        let without_position = message_without_position(&message).len();
+        message.truncate(without_position);
         if message.len() > INVALID_MESSAGE_BYTES {
             let mut end = INVALID_MESSAGE_BYTES;
             while !message.is_char_boundary(end) {
@@ -258,11 +261,49 @@ fn invalid_arguments<S: 'static>(
     }
 }
 
+/// serde_json's message without the ` at line L column C` it ends with.
+fn message_without_position(message: &str) -> &str {
+    let Some((before, position)) = message.rsplit_once(" at line ") else {
+        return message;
+    };
+    let is_position = position
+        .split_once(" column ")
+        .is_some_and(|(line, column)| {
+            [line, column]
+                .iter()
+                .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        });
+    if is_position { before } else { message }
+}
+
 /// A namespace name as clients send it: with its leading slash.
 pub(super) fn normalize_nsp(name: &str) -> String {
     if name.starts_with('/') {
         name.to_owned()
     } else {
         format!("/{name}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::message_without_position;
+
+    #[test]
+    fn serde_positions_are_left_out_of_answers() {
+        assert_eq!(
+            message_without_position(
+                "invalid type: string \"x\", expected u32 at line 1 column 13"
+            ),
+            "invalid type: string \"x\", expected u32"
+        );
+        assert_eq!(
+            message_without_position("a string \"at line 2\""),
+            "a string \"at line 2\""
+        );
+        assert_eq!(
+            message_without_position("x at line a column 1"),
+            "x at line a column 1"
+        );
     }
 }

@@ -20,6 +20,8 @@
 //   drop_during_upgrade [rounds]  the server drops the transport during the upgrade probe; the client reconnects
 //   transport <polling|websocket> a client restricted to one transport, through the basic exchanges
 //   fanout <n>                    n clients at once, one broadcast, each receives it exactly once
+//   typed_args                    typed handlers: an ack of mismatched arguments gets {error}, Args takes all
+//   relay                         a relay under another name to a room, binary included
 //
 // On success prints one JSON summary line (`{"ok":true,...}`) to stdout and exits 0. On any
 // failure (including the overall timeout) prints the reason to stderr and exits 1.
@@ -509,6 +511,49 @@ const modes = {
     const [rest] = await barrier([s]);
     expectEq("nothing else arrived", rest, []);
     return { id: s.id, transport: s.io.engine.transport.name };
+  },
+
+  async typed_args() {
+    const s = await welcomed(client("s", { auth: AUTH("typed") }), "typed");
+    expectEq("double 21", await call(s, "double", 21), [42]);
+    // Arguments that do not fit the handler's type: the ack is answered at once, with an
+    // error object, where it used to wait for its timeout.
+    const wrong = await call(s, "double", "x");
+    expectEq("double of a string", wrong, [{ error: 'invalid arguments: invalid type: string "x", expected u32' }]);
+    const list = await s.timeout(STEP_TIMEOUT_MS).emitWithAck("double", [1, 2]);
+    expect("double of a list: an error", typeof list?.error === "string" && list.error.startsWith("invalid arguments: "), show(list));
+    // Args<String>: every argument, whatever the count; one list is one argument.
+    expectEq("tags of three", await call(s, "tags", "a", "b", "c"), [["a", "b", "c"]]);
+    expectEq("tags of one", await call(s, "tags", "a"), [["a"]]);
+    expectEq("tags of none", await call(s, "tags"), [[]]);
+    const [tagsOfList] = await call(s, "tags", ["a", "b"]);
+    expect("tags of a list: an error", typeof tagsOfList?.error === "string", show(tagsOfList));
+    // Without an ack there is nobody to answer: nothing arrives, the socket stays.
+    s.emit("double", "no ack");
+    const [rest] = await barrier([s]);
+    expectEq("nothing for an event without an ack", rest, []);
+    expect("still connected", s.connected);
+    return { id: s.id, wrong: wrong[0], list };
+  },
+
+  async relay() {
+    const [A, B, C] = ["la", "lb", "lc"].map((u) => client(u, { auth: AUTH(u) }));
+    await Promise.all([A, B, C].map((s) => welcomed(s, s.auth.user)));
+    await ask1(A, "join", "relay");
+    await ask1(B, "join", "relay");
+    const args = [ramp(300), { pen: bytes(1, 2), points: [[1, 2], [3, 4]] }, "blue", [bytes(), bytes(255)], 7];
+    A.emit("relay", ...args);
+    expectEq("B got the arguments under the new name", await next(B, "relayed"), args);
+    // Without binary, and with none at all.
+    A.emit("relay", "plain", { n: 1 });
+    expectEq("B got the plain relay", await next(B, "relayed"), ["plain", { n: 1 }]);
+    A.emit("relay");
+    expectEq("B got the empty relay", await next(B, "relayed"), []);
+    const [a, b, c] = await barrier([A, B, C]);
+    expectEq("the sender got nothing", a, []);
+    expectEq("B got nothing else", b, []);
+    expectEq("C, not in the room, got nothing", c, []);
+    return { relayed: 3 };
   },
 
   async rooms() {
