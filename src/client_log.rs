@@ -1,6 +1,7 @@
-//! Log lines a client can cause at will (a refused join, a bad request, a dropped event):
-//! written at `debug`, with the client's text clipped, and at most a few per peer address
-//! per second, so a client cannot fill the disk or drown the log of everyone else.
+//! Log lines a client can cause at will (a refused join, a bad request, an event with
+//! invalid arguments): written at `debug` (invalid arguments at `warn`), with the client's
+//! text clipped, and at most a few per peer address per second, so a client cannot fill
+//! the disk or drown the log of everyone else.
 
 use std::collections::HashMap;
 use std::fmt;

@@ -128,12 +128,14 @@ impl Event {
     /// for the table):
     ///
     /// - [`Args<U>`]: every argument, each a `U`, as a list (none gives an empty list);
-    /// - a tuple `(A, B, ...)`: the arguments by position (more arguments than the tuple
-    ///   has are ignored, fewer are an error);
+    /// - a tuple `(A, B, ...)` (or an array `[U; N]`, which serde reads as a tuple): the
+    ///   arguments by position (more arguments than the tuple has are ignored, fewer are an
+    ///   error);
     /// - `()`: nothing (the arguments are ignored);
     /// - anything else (`String`, a struct, `Vec<U>`, `serde_json::Value`, `Option<U>`...):
     ///   the first argument; with no argument, `T` is read from `null` (so `Option<U>`
-    ///   gives `None`). Arguments after the first are ignored.
+    ///   gives `None`). Arguments after the first are ignored. A tuple struct
+    ///   (`struct Point(i32, i32)`) is one value too: the first argument, a JSON array.
     ///
     /// Binary attachments go straight into byte fields (`serde_bytes::ByteBuf`,
     /// `bytes::Bytes`).
@@ -625,12 +627,17 @@ mod tests {
         #[allow(dead_code)]
         #[derive(serde::Deserialize)]
         struct Wrapped((u8, u8));
+        #[allow(dead_code)]
+        #[derive(serde::Deserialize)]
+        struct Point(i32, i32);
         assert_eq!(ArgsShape::of::<String>(), ArgsShape::First);
         assert_eq!(ArgsShape::of::<Vec<u8>>(), ArgsShape::First);
         assert_eq!(ArgsShape::of::<Option<(u8, u8)>>(), ArgsShape::First);
         assert_eq!(ArgsShape::of::<serde_json::Value>(), ArgsShape::First);
         assert_eq!(ArgsShape::of::<(u8, String)>(), ArgsShape::Positional);
         assert_eq!(ArgsShape::of::<Wrapped>(), ArgsShape::Positional);
+        assert_eq!(ArgsShape::of::<[u8; 2]>(), ArgsShape::Positional);
+        assert_eq!(ArgsShape::of::<Point>(), ArgsShape::First);
         assert_eq!(ArgsShape::of::<Args<u8>>(), ArgsShape::All);
         assert_eq!(ArgsShape::of::<()>(), ArgsShape::Nothing);
     }

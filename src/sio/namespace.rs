@@ -97,15 +97,15 @@ impl<S: 'static> Namespace<S> {
     /// |---|---|---|
     /// | `T` (`String`, a struct, `Vec<U>`, `Value`, `Option<U>`...) | `emit("e", a, ...)` | the first argument `a` as a `T`; further ones are ignored |
     /// | `T` | `emit("e")` | `T` read from `null`: `None` for an `Option`, an error for most others |
-    /// | `(A, B)` (any tuple) | `emit("e", a, b, ...)` | the arguments by position; fewer than the tuple has is an error |
+    /// | `(A, B)` (any tuple, or `[U; N]`) | `emit("e", a, b, ...)` | the arguments by position; further ones are ignored, fewer than the tuple has is an error |
     /// | [`Args<U>`](super::Args) | `emit("e", a, b, ...)` | every argument, each a `U`, as a list (empty if none) |
     /// | `()` | anything | nothing: the arguments are ignored |
     ///
-    /// So `emit("e", [1, 2])` and `emit("e", 1, 2)` differ for every type: as a `Vec<u32>`
-    /// the first gives `[1, 2]` and the second `[1]`'s first argument `1` fails (it is not
-    /// a list); as an `Args<u32>` the second gives `[1, 2]` and the first fails; as a
+    /// So `emit("e", [1, 2])` and `emit("e", 1, 2)` never look the same: as a `Vec<u32>`
+    /// the first gives `[1, 2]` and the second fails (its first argument, `1`, is not a
+    /// list); as an `Args<u32>` the second gives `[1, 2]` and the first fails; as a
     /// `(u32, u32)` only the second fits. (Before, a `Vec` or a tuple took several
-    /// arguments as one list and one list argument the same way.)
+    /// arguments as one list, the same as one list argument.)
     ///
     /// Arguments that do not fit `T` never reach `f`. Such an event is counted in
     /// [`Stats::events_refused`](super::Stats::events_refused), logged at `warn` (the 1st,
