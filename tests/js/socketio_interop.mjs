@@ -9,6 +9,8 @@
 //   events                        events both ways, in order
 //   acks                          acks both ways, server-side and client-side ack timeouts
 //   binary                        binary nested in objects and arrays, both ways
+//   typed_args                    typed handlers: an ack of mismatched arguments gets {error}, Args takes all
+//   relay                         a relay under another name to a room, binary included
 //   rooms                         rooms, multi-room broadcasts, except, except-sender
 //   user                          one user on three sockets reached through `user:{name}`
 //   kick                          server disconnect: `io server disconnect` / `server namespace disconnect`
@@ -20,8 +22,6 @@
 //   drop_during_upgrade [rounds]  the server drops the transport during the upgrade probe; the client reconnects
 //   transport <polling|websocket> a client restricted to one transport, through the basic exchanges
 //   fanout <n>                    n clients at once, one broadcast, each receives it exactly once
-//   typed_args                    typed handlers: an ack of mismatched arguments gets {error}, Args takes all
-//   relay                         a relay under another name to a room, binary included
 //
 // On success prints one JSON summary line (`{"ok":true,...}`) to stdout and exits 0. On any
 // failure (including the overall timeout) prints the reason to stderr and exits 1.
