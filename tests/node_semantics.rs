@@ -153,6 +153,29 @@ fn ack_of_unit_is_empty_auth_defaults_to_an_empty_object_and_of_adds_the_slash()
         ws_text(&mut admin, "of(\"admin\")"),
         r#"42/admin,["memo","hi"]"#
     );
+
+    // fetch_sockets tells the same auth; `Handle::emit` takes "admin" for `/admin` too.
+    let (tx, rx) = std::sync::mpsc::channel();
+    handle.run(move |cx| {
+        let mut auths: Vec<String> = cx
+            .of("/")
+            .fetch_sockets()
+            .into_iter()
+            .map(|info| info.auth.to_string())
+            .collect();
+        auths.sort();
+        let _ = tx.send(auths);
+    });
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(5))
+            .expect("fetch_sockets"),
+        [r#"{"token":"t"}"#, "{}"]
+    );
+    handle.emit("admin", None, "memo", "from a thread");
+    assert_eq!(
+        ws_text(&mut admin, "Handle::emit"),
+        r#"42/admin,["memo","from a thread"]"#
+    );
     handle.shutdown();
     drop((plain, signed, admin));
     thread.join().expect("server thread");

@@ -1095,7 +1095,7 @@ impl<S: 'static> Handle<S> {
     }
 
     /// Emits an event with one argument to a room of a namespace (`room` `None`: the whole
-    /// namespace). The data is serialized on the calling thread.
+    /// namespace; `"admin"` is `/admin`). The data is serialized on the calling thread.
     pub fn emit<T: Serialize + ?Sized>(
         &self,
         nsp: &str,
