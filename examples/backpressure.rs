@@ -62,7 +62,8 @@ fn main() -> std::io::Result<()> {
         .on(
             "broadcast",
             |cx, (room, data): (String, serde_json::Value), _ack| {
-                cx.to(room).emit("bc", &data);
+                // The whole room, the sender included.
+                cx.of("/").to(room).emit("bc", &data);
             },
         );
     let mut seq = 0u64;

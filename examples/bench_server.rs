@@ -52,13 +52,14 @@ fn main() -> std::io::Result<()> {
                 cx.ack_event(ack, &event);
             }
         })
+        // To the whole room, the sender included (`io.to(room)`, as the Node peer does).
         .on("broadcast", |cx, (room, data): (String, Value), _ack| {
-            cx.to(room).emit("bc", &data);
+            cx.of("/").to(room).emit("bc", &data);
         })
         .on(
             "broadcast_bin",
             |cx, (room, data): (String, ByteBuf), _ack| {
-                cx.to(room).emit("bc_bin", &data);
+                cx.of("/").to(room).emit("bc_bin", &data);
             },
         );
     // The harness reads this line to know the server is up.

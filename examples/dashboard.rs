@@ -198,12 +198,10 @@ fn main() -> std::io::Result<()> {
         .of("/")
         // Auth happens once, here, at connect time; handlers only read the role it stored.
         .use_middleware(move |cx| {
-            let auth = match cx.auth() {
-                None => Auth::default(),
-                Some(_) => cx
-                    .auth_as::<Auth>()
-                    .ok_or_else(|| ConnectError::new("bad auth"))?,
-            };
+            // No auth at all reads as `{}`: a viewer.
+            let auth = cx
+                .auth_as::<Auth>()
+                .ok_or_else(|| ConnectError::new("bad auth"))?;
             let role = match auth.role.as_deref().unwrap_or("viewer") {
                 "viewer" => Role::Viewer,
                 "admin" => {

@@ -316,8 +316,8 @@ fn main() -> std::io::Result<()> {
                 return;
             };
             if let Some(n) = player.in_match {
-                // Leave first, so the `match_end` goes only to the player left behind.
-                cx.leave(format!("match:{n}"));
+                // The socket has left its rooms already: the `match_end` goes only to the
+                // player left behind.
                 end_match(cx, n, "opponent_left", reason.as_str());
             }
         });

@@ -22,6 +22,14 @@
 //! | `tags`          | typed `Args<String>`: acks every argument as one list                  |
 //! | `relay`         | relays its arguments, binary included, as `relayed` to the others in the room `relay` |
 //!
+//! `/open` has no middleware and shows where the API follows Node's (issue 12): on connect
+//! it joins `room` and emits `hello` `{auth}` (`{}` if the client sent none); `say` emits
+//! `said` to `room` without the sender (`socket.to`); `nothing` acks with no arguments;
+//! `seen` acks how many events the socket sent, itself included (counted by an `on_any`
+//! listener, before the handlers); an event without a handler is acked `"unhandled NAME"`;
+//! a socket that goes tells `room` `leaving` `{id, rooms}` while it still has its rooms and
+//! `left` `{id, rooms}` once it has left them.
+//!
 //! ```text
 //! cargo run --example sio_testbed -- --port 3000 [--ping-interval MS --ping-timeout MS]
 //! ```
@@ -209,7 +217,10 @@ fn setup(ns: &mut Namespace<Testbed>) {
         }
     })
     .on("to_user", |cx, req: ToUser, ack| {
-        cx.to(format!("user:{}", req.user))
+        // Every tab of the user, the asking one included (`io.to`, not `socket.to`).
+        let nsp = cx.nsp().to_owned();
+        cx.of(&nsp)
+            .to(format!("user:{}", req.user))
             .emit("private", &req.data);
         if let Some(ack) = ack {
             cx.ack(ack, &true);
@@ -269,6 +280,51 @@ fn setup(ns: &mut Namespace<Testbed>) {
     });
 }
 
+/// How many events a socket of `/open` sent.
+struct Seen(u32);
+
+/// `/open`: the Node semantics of `socket.to`, `onAny`, `ack()`, `handshake.auth`,
+/// `disconnecting` and `disconnect` (see the module's doc).
+fn setup_open(ns: &mut Namespace<Testbed>) {
+    ns.on_connect(|cx| {
+        cx.join("room");
+        let auth: Value = cx.auth_as().unwrap_or_default();
+        cx.emit("hello", &json!({ "auth": auth }));
+    })
+    .on_any(|cx, _event| {
+        let seen = cx.data_ref::<Seen>().map_or(0, |s| s.0) + 1;
+        cx.set_data(Seen(seen));
+    })
+    .on("seen", |cx, (): (), ack| {
+        let seen = cx.data_ref::<Seen>().map_or(0, |s| s.0);
+        if let Some(ack) = ack {
+            cx.ack(ack, &seen);
+        }
+    })
+    .on("say", |cx, text: String, _ack| {
+        cx.to("room").emit("said", &text);
+    })
+    .on("nothing", |cx, (): (), ack| {
+        if let Some(ack) = ack {
+            cx.ack(ack, &());
+        }
+    })
+    .on_unhandled(|cx, event, ack| {
+        if let Some(ack) = ack {
+            let answer = format!("unhandled {}", event.name());
+            cx.ack(ack, &answer);
+        }
+    })
+    .on_disconnecting(|cx, _reason| {
+        let going = json!({"id": cx.id(), "rooms": cx.rooms().len()});
+        cx.to("room").emit("leaving", &going);
+    })
+    .on_disconnect(|cx, _reason| {
+        let gone = json!({"id": cx.id(), "rooms": cx.rooms().len()});
+        cx.of("/open").to("room").emit("left", &gone);
+    });
+}
+
 fn main() -> std::io::Result<()> {
     let mut port = 3000u16;
     let mut config = Config::default().cors_any_origin();
@@ -310,6 +366,7 @@ fn main() -> std::io::Result<()> {
     }
     setup(server.of("/"));
     setup(server.of("/admin"));
+    setup_open(server.of("/open"));
     setup(server.dynamic(|name| {
         name.strip_prefix("/game-")
             .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))

@@ -22,7 +22,7 @@
 //!     })
 //!     .on_connect(|cx| cx.join("match:1"))
 //!     .on("move", |cx, dir: String, ack| {
-//!         cx.to("match:1").except_self().emit("moved", &dir);
+//!         cx.to("match:1").emit("moved", &dir); // the others in the match
 //!         if let Some(ack) = ack { cx.ack(ack, &"ok"); }
 //!     });
 //! server.every(Duration::from_millis(50), |cx| { // a 20 Hz game tick

@@ -257,6 +257,12 @@ fn namespaces_share_one_engineio_connection() {
 }
 
 #[test]
+fn socket_to_on_any_ack_auth_and_disconnecting_as_in_node() {
+    let summary = interop("node_semantics", &[]);
+    assert_socket_id(&summary["id"], &summary);
+}
+
+#[test]
 fn events_both_ways() {
     let summary = interop("events", &[]);
     assert_eq!(summary["echoed"], 57, "{summary}");

@@ -250,7 +250,7 @@ fn aggregated_acks_room_operations_and_fetch_sockets() {
                 cx.state().log.push(format!("{team} {reason}"));
             })
             // Anything without a handler of its own lands here.
-            .on_any(|cx, event, ack| {
+            .on_unhandled(|cx, event, ack| {
                 if let Some(ack) = ack {
                     let name = event.name().to_owned();
                     cx.ack(ack, &format!("any:{name}"));
@@ -506,11 +506,11 @@ fn shared_broadcasts_keep_order_across_transports() {
                 // another direct emit: the sender must see them in this order.
                 cx.emit("first", &n);
                 let blob = serde_bytes::ByteBuf::from(vec![n as u8; 3]);
-                cx.to("room").emit_args("bc", &(n, blob));
+                cx.of("/").to("room").emit_args("bc", &(n, blob));
                 cx.emit("last", &n);
             })
             .on::<u32>("burst", |cx, n, _| {
-                cx.to("room").emit("seq", &n);
+                cx.of("/").to("room").emit("seq", &n);
             });
     });
     let (mut sender, _) = connect(addr);

@@ -1,8 +1,9 @@
 //! Whole exchanges of several clients through the real driver: `sio::Server::in_memory`
 //! runs the production `Engine` (HTTP routing, polling, upgrade, WebSocket, fair reads, the
 //! memory budget, timers) and the Socket.IO layer (namespaces with middleware, dynamic
-//! children, events, acks both ways, binary attachments, rooms, broadcasts, disconnects) on
-//! an in-memory network with a fake clock. Nothing is re-implemented here.
+//! children, events, acks both ways, binary attachments, rooms, broadcasts, listeners of
+//! every event, both disconnect hooks) on an in-memory network with a fake clock. Nothing
+//! is re-implemented here.
 //!
 //! The input is a little program, one op per few bytes (see `Op::decode`): connect, raw
 //! bytes, polling handshakes/GETs/POSTs with a client's own sid (or another's), WebSocket
@@ -54,6 +55,8 @@ const TEXTS: &[&str] = &[
     "4garbage",
     "42[]",
     "44{\"message\":\"x\"}",
+    "42[\"watch\"]",
+    "42[\"unwatch\"]",
 ];
 
 /// One client's view: the sid the server gave it, if it has seen one.
@@ -129,6 +132,26 @@ fn new_server(bits: u8) -> (Server<u64>, MemoryNet) {
                 }
             })
             .on_raw("bye", |cx, _, _| cx.disconnect())
+            // Listeners of every event, in and out, that a socket adds and removes, and the
+            // two disconnect hooks, emitting while the socket goes.
+            .on_raw("watch", |cx, _, _| {
+                let id = cx.on_any(|cx, event| *cx.state() += event.name().len() as u64);
+                cx.on_any_outgoing(move |cx, _| {
+                    cx.emit("out", &1);
+                    cx.off_any(id);
+                });
+            })
+            .on_raw("unwatch", |cx, _, _| {
+                cx.off_any_all();
+                cx.off_any_outgoing_all();
+            })
+            .on_disconnecting(|cx, _| {
+                cx.to("all").emit("going", &1);
+            })
+            .on_disconnect(|cx, _| {
+                cx.join("all");
+                cx.of("/").to("all").emit("gone", &1);
+            })
             .on_raw("ackme", |cx, _, _| {
                 cx.emit_with_ack("ask", &1, Duration::from_millis(250), |cx, answer| {
                     *cx.state() += u64::from(answer.is_ok());

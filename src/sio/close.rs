@@ -10,9 +10,11 @@ use crate::server::{Engine, SessionId};
 use crate::socketio::packet::PacketType;
 
 impl<S: 'static> Io<S> {
-    /// The one place a socket is removed: the disconnect handler runs (rooms and data still
-    /// readable), then the socket leaves every room, its pending acks fail, and (for a
-    /// server-side disconnect) the client is told.
+    /// The one place a socket is removed, in the reference server's order: the
+    /// `disconnecting` handler runs (rooms still there), the socket leaves every room and
+    /// its namespace, the `disconnect` handler runs (no rooms; id and data still readable),
+    /// then (for a server-side disconnect) the client is told, the socket is forgotten and
+    /// its pending acks fail.
     pub(super) fn close_socket(
         &mut self,
         engine: &mut Engine,
@@ -25,23 +27,37 @@ impl<S: 'static> Io<S> {
         };
         let (nsp, session) = (entry.nsp, entry.session);
         let handlers = self.core.namespace(nsp).map(|ns| ns.handlers);
-        if let Some(f) = handlers.and_then(|h| self.handlers[h].on_disconnect.as_mut()) {
+        if let Some(f) = handlers.and_then(|h| self.handlers[h].on_disconnecting.as_mut()) {
             f(&mut SocketCx::new(engine, &mut self.core, key), reason);
+            // The handler may have closed it already (a pending disconnect run since).
+            if self.core.socket(key).is_none() {
+                return;
+            }
         }
-        if self.core.socket(key).is_none() {
-            return;
-        }
-        let entry = self.core.sockets.remove(key.index);
         if let Some(client) = self.core.clients.get_mut(&session) {
             client.sockets.retain(|k| *k != key);
         }
         if let Some(ns) = self.core.namespace_mut(nsp) {
             ns.rooms.leave_all(&key);
             ns.sockets.remove(&key);
-            if notify {
-                let text = encode_packet(PacketType::Disconnect, &ns.name, None, &[], 0);
-                engine.send(session, Message::Text(text));
+        }
+        if let Some(f) = handlers.and_then(|h| self.handlers[h].on_disconnect.as_mut()) {
+            // Out of its rooms and its namespace: nothing it emits to a room or the
+            // namespace comes back to it.
+            f(&mut SocketCx::new(engine, &mut self.core, key), reason);
+            // Rooms joined in the handler are left again: the socket is going.
+            if let Some(ns) = self.core.namespace_mut(nsp) {
+                ns.rooms.leave_all(&key);
             }
+        }
+        if self.core.socket(key).is_none() {
+            return;
+        }
+        let entry = self.core.sockets.remove(key.index);
+        self.core.any_listeners.remove(&key);
+        if notify && let Some(ns) = self.core.namespace(nsp) {
+            let text = encode_packet(PacketType::Disconnect, &ns.name, None, &[], 0);
+            engine.send(session, Message::Text(text));
         }
         self.core.remove_if_empty_child(nsp);
         // Pending acks of this socket fail.

@@ -2,7 +2,7 @@
 //! socket; and the CONNECT_ERROR a refused client gets.
 
 use super::args::encode_packet;
-use super::core::{Peer, SocketEntry, SocketKey};
+use super::core::{Peer, SocketData, SocketEntry, SocketKey};
 use super::dispatch::Io;
 use super::{ConnectCx, ConnectError, ServerCx, SocketCx};
 use crate::client_log::Clipped;
@@ -10,7 +10,6 @@ use crate::engineio::Message;
 use crate::server::{Engine, SessionId};
 use crate::socketio::packet::PacketType;
 use serde_json::value::RawValue;
-use std::any::Any;
 use std::sync::Arc;
 
 /// A socket id: 15 bytes from the engine's random source, in URL-safe base64 (20 chars).
@@ -69,7 +68,7 @@ impl<S: 'static> Io<S> {
                 return refuse_connect(engine, session, nsp_name, &error);
             }
         };
-        let mut data: Option<Box<dyn Any>> = None;
+        let mut data = SocketData::default();
         let mut rooms: Vec<String> = Vec::new();
         for mw in self.handlers[handlers].middleware.iter_mut() {
             let mut cx = ConnectCx {

@@ -6,7 +6,7 @@ use super::acks::{AckGroup, PendingAcks};
 use super::args::EncodedArgs;
 use super::config::{Bucket, RoomValidator, SioConfig};
 use super::timers::{Timer, UserTimer};
-use super::{DisconnectReason, ServerCx, Stats};
+use super::{DisconnectReason, Event, ServerCx, SocketCx, Stats};
 use crate::client_log::Clipped;
 use crate::engineio::Message;
 use crate::rooms::RoomIndex;
@@ -16,6 +16,7 @@ use crate::socketio::packet::Limits;
 use serde_json::value::RawValue;
 use slab::Slab;
 use std::any::Any;
+use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashSet};
 use std::fmt;
@@ -23,6 +24,7 @@ use std::fmt;
 // are the server's own ids and names the application registered; its seed is random per
 // process all the same.
 use foldhash::HashMap;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Instant;
@@ -76,11 +78,94 @@ pub(super) struct SocketEntry {
     pub(super) nsp: NspKey,
     pub(super) session: SessionId,
     pub(super) auth: Option<Box<RawValue>>,
-    pub(super) data: Option<Box<dyn Any>>,
+    pub(super) data: SocketData,
     pub(super) next_ack_id: u64,
     pub(super) bucket: Option<Bucket>,
     /// Events with arguments that did not fit their handler's type (for the log's rate).
     pub(super) invalid_events: u32,
+}
+
+/// A socket's data: one value of each type, keyed by its `TypeId`. Most sockets hold one
+/// or two, so a short list beats a map (and costs nothing until the first value).
+#[derive(Default)]
+pub(crate) struct SocketData {
+    values: Vec<Box<dyn Any>>,
+}
+
+impl SocketData {
+    fn position<T: 'static>(&self) -> Option<usize> {
+        // `**v`: the boxed value, not the `Box` (a `Box<dyn Any>` is itself `Any`).
+        self.values.iter().position(|v| (**v).is::<T>())
+    }
+
+    pub(super) fn get<T: 'static>(&self) -> Option<&T> {
+        self.values.get(self.position::<T>()?)?.downcast_ref()
+    }
+
+    pub(super) fn get_mut<T: 'static>(&mut self) -> Option<&mut T> {
+        let at = self.position::<T>()?;
+        self.values.get_mut(at)?.downcast_mut()
+    }
+
+    /// Sets the value of type `T`, replacing the one there was.
+    pub(super) fn insert<T: 'static>(&mut self, value: T) {
+        match self.position::<T>() {
+            Some(at) => self.values[at] = Box::new(value),
+            None => self.values.push(Box::new(value)),
+        }
+    }
+
+    pub(super) fn remove<T: 'static>(&mut self) -> Option<T> {
+        let at = self.position::<T>()?;
+        self.values.swap_remove(at).downcast().ok().map(|b| *b)
+    }
+}
+
+/// A listener of every event of one socket, incoming (`onAny`) or outgoing
+/// (`onAnyOutgoing`). Shared so that a run can work on a snapshot of the list, as the
+/// reference server does: listeners added or removed by a listener count from the next
+/// event on.
+pub(super) type AnyListener<S> = Rc<RefCell<dyn FnMut(&mut SocketCx<'_, S>, &Event)>>;
+
+/// One socket's [`AnyListener`]s, each with its id, in the order they run.
+pub(super) struct AnyListeners<S> {
+    pub(super) incoming: Vec<(u64, AnyListener<S>)>,
+    pub(super) outgoing: Vec<(u64, AnyListener<S>)>,
+}
+
+impl<S> Default for AnyListeners<S> {
+    fn default() -> Self {
+        AnyListeners {
+            incoming: Vec::new(),
+            outgoing: Vec::new(),
+        }
+    }
+}
+
+/// Runs a socket's listeners of every incoming (or outgoing) event on `event`.
+pub(super) fn notify_any<S: 'static>(
+    engine: &mut Engine,
+    core: &mut Core<S>,
+    key: SocketKey,
+    event: &Event,
+    outgoing: bool,
+) {
+    let Some(listeners) = core.any_listeners.get(&key) else {
+        return;
+    };
+    let list = if outgoing {
+        &listeners.outgoing
+    } else {
+        &listeners.incoming
+    };
+    let snapshot: Vec<AnyListener<S>> = list.iter().map(|(_, l)| Rc::clone(l)).collect();
+    for listener in snapshot {
+        // Busy: it is running further up the stack (an outgoing listener that emitted to
+        // its own socket); it is not run again inside itself.
+        if let Ok(mut f) = listener.try_borrow_mut() {
+            f(&mut SocketCx::new(engine, core, key), event);
+        }
+    }
 }
 
 pub(super) struct ClientState {
@@ -120,6 +205,10 @@ pub(crate) struct Core<S> {
     pub(super) room_validator: Option<RoomValidator>,
     /// Child namespaces alive now (what `max_dynamic_namespaces` bounds).
     pub(super) dynamic_namespaces: usize,
+    /// The listeners of every event that sockets added (`SocketCx::on_any`...), by socket;
+    /// most sockets have none, and then cost nothing here.
+    pub(super) any_listeners: HashMap<SocketKey, AnyListeners<S>>,
+    pub(super) next_listener_id: u64,
 }
 
 impl<S> Core<S> {

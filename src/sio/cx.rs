@@ -2,20 +2,29 @@
 
 use super::acks::{AckGroup, AckWaiter};
 use super::args::{EncodedArgs, ack_packet};
-use super::core::{Command, Core, NspKey, Peer, SocketEntry, broadcast};
+use super::core::{
+    AnyListener, Command, Core, NspKey, Peer, SocketData, SocketEntry, broadcast, notify_any,
+};
+use super::namespace::normalize_nsp;
 use super::timers::{Timer, UserTimer};
-use super::{Ack, AckError, AckResults, DisconnectReason, SocketKey, Stats};
+use super::{Ack, AckError, AckResults, DisconnectReason, Event, SocketKey, Stats};
 use crate::server::{Engine, EngineStats, Handshake, SessionId, ShutdownHandle, WakeHandle};
 use crate::socketio::value::Payload;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
-use std::any::Any;
+use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::HashSet;
 use std::ops::{Deref, DerefMut};
+use std::rc::Rc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+/// Identifies a listener added with [`SocketCx::on_any`] (or its kin), to remove it: the
+/// Rust form of passing the listener itself to `offAny` (closures have no identity).
+#[derive(Clone, Copy, Debug, Eq, PartialEq, Hash)]
+pub struct AnyListenerId(u64);
 
 /// Identifies a timer made with `every` or `after`, to cancel it.
 #[derive(Clone, Copy, Debug, Eq, PartialEq, Hash)]
@@ -45,14 +54,20 @@ impl<'a, S: 'static> ServerCx<'a, S> {
         self.engine.now()
     }
 
-    /// Emits to a namespace: `cx.of("/admin").to("room").emit(...)`. An unknown namespace
-    /// reaches nobody.
+    /// Emits to a namespace: `cx.of("/admin").to("room").emit(...)` (`io.of(nsp)`). The
+    /// leading slash may be left out, as in [`Server::of`](super::Server::of): `"admin"` is
+    /// `/admin`. An unknown namespace reaches nobody.
     pub fn of(&mut self, nsp: &str) -> Emitter<'_, 'a, S> {
-        let nsp = self.core.nsp_by_name.get(nsp).copied();
+        let nsp = if nsp.starts_with('/') {
+            self.core.nsp_by_name.get(nsp).copied()
+        } else {
+            self.core.nsp_by_name.get(&normalize_nsp(nsp)).copied()
+        };
         Emitter::new(self, nsp, None)
     }
 
-    /// Emits to a room of the main namespace `/`.
+    /// Emits to a room of the main namespace `/`, to every socket in it (`io.to(room)`;
+    /// from a socket's handler, [`SocketCx::to`] leaves the sender out).
     pub fn to(&mut self, room: impl Into<String>) -> Emitter<'_, 'a, S> {
         self.of("/").to(room)
     }
@@ -100,8 +115,25 @@ impl<'a, S: 'static> ServerCx<'a, S> {
     /// Answers an acknowledgement a client asked for, with one argument. Works after the
     /// handler has returned (from a timer, a `Handle` command, a worker's reply); returns
     /// false if the socket is gone.
+    ///
+    /// `&()` answers with no argument at all (the client's callback gets none, as after
+    /// `ack()` in Node); `&None::<T>` answers `null`.
+    ///
+    /// ```no_run
+    /// # let mut server = sioloop::sio::Server::bind("127.0.0.1:0", Default::default(), ())?;
+    /// server.of("/").on("save", |cx, _doc: serde_json::Value, ack| {
+    ///     if let Some(ack) = ack {
+    ///         cx.ack(ack, &()); // the client's callback runs with no arguments
+    ///     }
+    /// });
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn ack<T: Serialize + ?Sized>(&mut self, ack: Ack, data: &T) -> bool {
+        // `()` (or a unit struct) is the one zero-sized value that serializes as `null`:
+        // it means "nothing". `None` is not zero-sized, so it still answers `[null]`.
+        let nothing = std::mem::size_of_val(data) == 0;
         match EncodedArgs::one(data) {
+            Ok(args) if nothing && args.items() == "null" => self.send_ack_items(ack, "", &[]),
             Ok(args) => self.send_ack(ack, &args),
             Err(e) => {
                 log::error!("sioloop: cannot serialize an ack: {e}");
@@ -264,33 +296,63 @@ impl<'a, S: 'static> SocketCx<'a, S> {
         self.server.engine.handshake(self.session()?)
     }
 
-    /// The auth payload of the CONNECT packet, as raw JSON.
-    pub fn auth(&self) -> Option<&RawValue> {
-        self.entry()?.auth.as_deref()
+    /// The auth payload of the CONNECT packet, as raw JSON (`socket.handshake.auth`):
+    /// `{}` if the client sent none.
+    pub fn auth(&self) -> &RawValue {
+        match self.entry().and_then(|e| e.auth.as_deref()) {
+            Some(auth) => auth,
+            None => no_auth(),
+        }
     }
 
-    /// The socket's typed data (set by a middleware or a handler).
+    /// The auth payload as `T` (`None` if it has another shape).
+    pub fn auth_as<T: DeserializeOwned>(&self) -> Option<T> {
+        serde_json::from_str(self.auth().get()).ok()
+    }
+
+    /// The socket's data of type `T` (set by a middleware or a handler). A socket holds
+    /// one value of each type, so independent parts of an application keep theirs apart:
+    /// this is `socket.data` of the reference server, keyed by type.
+    ///
+    /// ```no_run
+    /// # let mut server = sioloop::sio::Server::bind("127.0.0.1:0", Default::default(), ())?;
+    /// struct User(String);
+    /// struct Score(u32);
+    /// server.of("/")
+    ///     .on_connect(|cx| {
+    ///         cx.set_data(User("ann".into()));
+    ///         cx.set_data(Score(0)); // beside the User, not in place of it
+    ///     })
+    ///     .on("point", |cx, (): (), _ack| {
+    ///         if let Some(score) = cx.data::<Score>() {
+    ///             score.0 += 1;
+    ///         }
+    ///     });
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn data<T: 'static>(&mut self) -> Option<&mut T> {
         let key = self.key;
-        self.server
-            .core
-            .socket_mut(key)?
-            .data
-            .as_mut()?
-            .downcast_mut()
+        self.server.core.socket_mut(key)?.data.get_mut()
     }
 
-    /// The socket's typed data, read-only.
+    /// The socket's data of type `T`, read-only.
     pub fn data_ref<T: 'static>(&self) -> Option<&T> {
-        self.entry()?.data.as_ref()?.downcast_ref()
+        self.entry()?.data.get()
     }
 
-    /// Sets the socket's typed data.
+    /// Sets the socket's data of type `T` (replacing the value of that type it had; values
+    /// of other types stay).
     pub fn set_data<T: 'static>(&mut self, data: T) {
         let key = self.key;
         if let Some(e) = self.server.core.socket_mut(key) {
-            e.data = Some(Box::new(data));
+            e.data.insert(data);
         }
+    }
+
+    /// Removes and returns the socket's data of type `T`.
+    pub fn take_data<T: 'static>(&mut self) -> Option<T> {
+        let key = self.key;
+        self.server.core.socket_mut(key)?.data.remove()
     }
 
     /// Joins a room, within the room limits (see [`SocketCx::try_join`]).
@@ -350,6 +412,28 @@ impl<'a, S: 'static> SocketCx<'a, S> {
     }
 
     /// Emits an event and waits for the client's acknowledgement, up to `timeout`.
+    ///
+    /// The callback gets the client's answer as a [`Payload`](super::Payload): the ack's
+    /// arguments as one JSON array, as sent (`callback("ok", 2)` gives `["ok",2]`,
+    /// `callback()` gives `[]`), binary attachments beside it. Read it as a tuple with
+    /// [`Payload::deserialize`](super::Payload::deserialize), or pass it on unchanged with
+    /// [`Emitter::emit_payload`].
+    ///
+    /// ```no_run
+    /// use sioloop::sio::{AckError, Payload};
+    /// use std::time::Duration;
+    /// # let mut server = sioloop::sio::Server::bind("127.0.0.1:0", Default::default(), ())?;
+    /// server.of("/").on_connect(|cx| {
+    ///     let asked = Duration::from_secs(5);
+    ///     cx.emit_with_ack("ask", "name?", asked, |_cx, answer: Result<Payload, AckError>| {
+    ///         // The client answered `callback("ann")`: the payload is `["ann"]`.
+    ///         if let Ok(Ok((name,))) = answer.map(|p| p.deserialize::<(String,)>()) {
+    ///             println!("{name}");
+    ///         }
+    ///     });
+    /// });
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn emit_with_ack<T: Serialize + ?Sized>(
         &mut self,
         event: &str,
@@ -375,15 +459,40 @@ impl<'a, S: 'static> SocketCx<'a, S> {
             .insert((key, id), AckWaiter::One(Box::new(callback)));
         let at = self.server.engine.now() + timeout;
         core.timers.push(Reverse((at, Timer::Ack(key, id))));
+        notify_outgoing(&mut self.server, &[key], event, &args);
         true
     }
 
-    /// Emits to rooms of this socket's namespace: `cx.to("room").emit(...)`.
+    /// Emits to the sockets in `room` of this socket's namespace, except this socket:
+    /// `socket.to(room)` of the reference server. `cx.to("a").to("b")` reaches sockets in
+    /// either room.
+    ///
+    /// To reach the whole room, this socket included (`io.to(room)`), go through the
+    /// namespace: `cx.of(cx.nsp()).to(room)`, or [`ServerCx::to`] for `/`.
+    ///
+    /// ```no_run
+    /// # let mut server = sioloop::sio::Server::bind("127.0.0.1:0", Default::default(), ())?;
+    /// server.of("/").on("say", |cx, text: String, _ack| {
+    ///     cx.to("lobby").emit("said", &text); // everyone in the lobby but the sender
+    /// });
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn to(&mut self, room: impl Into<String>) -> Emitter<'_, 'a, S> {
-        self.emitter().to(room)
+        self.broadcast().to(room)
     }
 
-    /// Emits to every socket of the namespace but this one.
+    /// Same as [`SocketCx::to`] (`socket.in(room)`).
+    pub fn in_(&mut self, room: impl Into<String>) -> Emitter<'_, 'a, S> {
+        self.to(room)
+    }
+
+    /// Emits to every socket of the namespace but this one and those in `room`:
+    /// `socket.except(room)` of the reference server.
+    pub fn except(&mut self, room: impl Into<String>) -> Emitter<'_, 'a, S> {
+        self.broadcast().except(room)
+    }
+
+    /// Emits to every socket of the namespace but this one (`socket.broadcast`).
     pub fn broadcast(&mut self) -> Emitter<'_, 'a, S> {
         self.emitter().except_self()
     }
@@ -433,6 +542,123 @@ impl<'a, S: 'static> SocketCx<'a, S> {
     pub fn close_connection(&mut self) {
         if let Some(session) = self.session() {
             self.server.engine.close(session);
+        }
+    }
+
+    /// Adds a listener of every event this socket receives (`socket.onAny(listener)`). It
+    /// runs after the namespace's [`Namespace::on_any`](super::Namespace::on_any)
+    /// listeners and before the event's handler, from the next event on; the id removes it.
+    ///
+    /// ```no_run
+    /// # let mut server = sioloop::sio::Server::bind("127.0.0.1:0", Default::default(), ())?;
+    /// server.of("/")
+    ///     .on("trace", |cx, on: bool, _ack| {
+    ///         if on {
+    ///             let id = cx.on_any(|cx, event| {
+    ///                 let name = event.name().to_owned();
+    ///                 cx.emit("traced", &name);
+    ///             });
+    ///             cx.set_data(id);
+    ///         } else if let Some(id) = cx.take_data::<sioloop::sio::AnyListenerId>() {
+    ///             cx.off_any(id);
+    ///         }
+    ///     });
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn on_any(
+        &mut self,
+        f: impl FnMut(&mut SocketCx<'_, S>, &Event) + 'static,
+    ) -> AnyListenerId {
+        self.add_any(false, false, Rc::new(RefCell::new(f)))
+    }
+
+    /// Adds a listener of every event this socket receives that runs before its others
+    /// (`socket.prependAny(listener)`).
+    pub fn prepend_any(
+        &mut self,
+        f: impl FnMut(&mut SocketCx<'_, S>, &Event) + 'static,
+    ) -> AnyListenerId {
+        self.add_any(false, true, Rc::new(RefCell::new(f)))
+    }
+
+    /// Removes a listener [`SocketCx::on_any`] or [`SocketCx::prepend_any`] added
+    /// (`socket.offAny(listener)`).
+    pub fn off_any(&mut self, id: AnyListenerId) {
+        self.remove_any(false, Some(id));
+    }
+
+    /// Removes every listener this socket added with [`SocketCx::on_any`] or
+    /// [`SocketCx::prepend_any`] (`socket.offAny()`). The namespace's stay.
+    pub fn off_any_all(&mut self) {
+        self.remove_any(false, None);
+    }
+
+    /// Adds a listener of every event emitted to this socket, by any emit or broadcast
+    /// that reaches it (`socket.onAnyOutgoing(listener)`); acks are not events and do not
+    /// count. It runs once the event is queued for sending.
+    pub fn on_any_outgoing(
+        &mut self,
+        f: impl FnMut(&mut SocketCx<'_, S>, &Event) + 'static,
+    ) -> AnyListenerId {
+        self.add_any(true, false, Rc::new(RefCell::new(f)))
+    }
+
+    /// Adds a listener of every outgoing event that runs before the others
+    /// (`socket.prependAnyOutgoing(listener)`).
+    pub fn prepend_any_outgoing(
+        &mut self,
+        f: impl FnMut(&mut SocketCx<'_, S>, &Event) + 'static,
+    ) -> AnyListenerId {
+        self.add_any(true, true, Rc::new(RefCell::new(f)))
+    }
+
+    /// Removes a listener of outgoing events (`socket.offAnyOutgoing(listener)`).
+    pub fn off_any_outgoing(&mut self, id: AnyListenerId) {
+        self.remove_any(true, Some(id));
+    }
+
+    /// Removes every listener of outgoing events (`socket.offAnyOutgoing()`).
+    pub fn off_any_outgoing_all(&mut self) {
+        self.remove_any(true, None);
+    }
+
+    fn add_any(&mut self, outgoing: bool, first: bool, f: AnyListener<S>) -> AnyListenerId {
+        let core = &mut *self.server.core;
+        core.next_listener_id += 1;
+        let id = core.next_listener_id;
+        if core.socket(self.key).is_some() {
+            let listeners = core.any_listeners.entry(self.key).or_default();
+            let list = if outgoing {
+                &mut listeners.outgoing
+            } else {
+                &mut listeners.incoming
+            };
+            if first {
+                list.insert(0, (id, f));
+            } else {
+                list.push((id, f));
+            }
+        }
+        AnyListenerId(id)
+    }
+
+    /// Removes one listener (`Some(id)`) or all (`None`) of incoming or outgoing events.
+    fn remove_any(&mut self, outgoing: bool, id: Option<AnyListenerId>) {
+        let listeners = &mut self.server.core.any_listeners;
+        let Some(mine) = listeners.get_mut(&self.key) else {
+            return;
+        };
+        let list = if outgoing {
+            &mut mine.outgoing
+        } else {
+            &mut mine.incoming
+        };
+        match id {
+            Some(AnyListenerId(id)) => list.retain(|(i, _)| *i != id),
+            None => list.clear(),
+        }
+        if mine.incoming.is_empty() && mine.outgoing.is_empty() {
+            listeners.remove(&self.key);
         }
     }
 
@@ -502,7 +728,7 @@ pub struct ConnectCx<'a, S> {
     pub(crate) session: SessionId,
     pub(crate) nsp: &'a str,
     pub(crate) auth: Option<&'a RawValue>,
-    pub(crate) data: &'a mut Option<Box<dyn Any>>,
+    pub(crate) data: &'a mut SocketData,
     pub(crate) rooms: &'a mut Vec<String>,
 }
 
@@ -525,19 +751,28 @@ impl<S: 'static> ConnectCx<'_, S> {
         self.server.engine.handshake(self.session)
     }
 
-    /// The auth payload, as raw JSON.
-    pub fn auth(&self) -> Option<&RawValue> {
-        self.auth
+    /// The auth payload, as raw JSON (`socket.handshake.auth`): `{}` if the client sent
+    /// none.
+    pub fn auth(&self) -> &RawValue {
+        match self.auth {
+            Some(auth) => auth,
+            None => no_auth(),
+        }
     }
 
-    /// The auth payload as `T` (`None` if absent or of another shape).
+    /// The auth payload as `T` (`None` if it has another shape).
     pub fn auth_as<T: DeserializeOwned>(&self) -> Option<T> {
-        serde_json::from_str(self.auth?.get()).ok()
+        serde_json::from_str(self.auth().get()).ok()
     }
 
-    /// Sets the typed data the socket will carry.
+    /// Sets the socket's data of type `T`, which it will carry (see [`SocketCx::data`]).
     pub fn set_data<T: 'static>(&mut self, data: T) {
-        *self.data = Some(Box::new(data));
+        self.data.insert(data);
+    }
+
+    /// The data of type `T` an earlier middleware set.
+    pub fn data<T: 'static>(&mut self) -> Option<&mut T> {
+        self.data.get_mut()
     }
 
     /// Joins a room as soon as the socket exists (within the room limits), so the socket
@@ -565,8 +800,8 @@ pub struct SocketInfo {
     pub rooms: Vec<String>,
     /// Its handshake.
     pub handshake: Option<Handshake>,
-    /// Its auth payload.
-    pub auth: Option<serde_json::Value>,
+    /// Its auth payload (`{}` if the client sent none).
+    pub auth: serde_json::Value,
 }
 
 /// Emits to a set of sockets: a namespace, narrowed by rooms and exceptions. Every emit of
@@ -631,7 +866,9 @@ impl<'c, 'a, S: 'static> Emitter<'c, 'a, S> {
         self
     }
 
-    /// Leaves out the socket whose handler is emitting.
+    /// Leaves out the socket whose handler is emitting. [`SocketCx::to`],
+    /// [`SocketCx::except`] and [`SocketCx::broadcast`] do already; this is for an emitter
+    /// a socket's handler starts from the namespace (`cx.of(..)`).
     pub fn except_self(mut self) -> Self {
         self.except_sender = true;
         self
@@ -735,11 +972,14 @@ impl<'c, 'a, S: 'static> Emitter<'c, 'a, S> {
             args,
             self.volatile,
         );
+        notify_outgoing(self.cx, &targets, event, args);
         true
     }
 
     /// Emits an event with one argument to every selected socket and collects their
-    /// acknowledgements under one timeout; `callback` gets what arrived.
+    /// acknowledgements under one timeout; `callback` gets what arrived, each answer a
+    /// [`Payload`](super::Payload) holding the ack's arguments as one JSON array (see
+    /// [`SocketCx::emit_with_ack`]).
     pub fn emit_with_ack<T: Serialize + ?Sized>(
         self,
         event: &str,
@@ -761,6 +1001,7 @@ impl<'c, 'a, S: 'static> Emitter<'c, 'a, S> {
             responses: Vec::new(),
             callback: Some(Box::new(callback)),
         });
+        let mut sent = Vec::new();
         for key in targets {
             // Acks are the one per-recipient encoding: each carries its own id.
             let Some(id) = core.next_ack_id(key) else {
@@ -770,6 +1011,9 @@ impl<'c, 'a, S: 'static> Emitter<'c, 'a, S> {
             if core.send_to(self.cx.engine, key, text, args.attachments(), false) {
                 core.acks.insert((key, id), AckWaiter::Group(group));
                 core.groups[group].waiting.insert((key, id));
+                if core.any_listeners.contains_key(&key) {
+                    sent.push(key);
+                }
             }
         }
         let at = self.cx.engine.now() + self.timeout;
@@ -782,6 +1026,7 @@ impl<'c, 'a, S: 'static> Emitter<'c, 'a, S> {
                 Timer::Group(group, generation),
             )));
         }
+        notify_outgoing(self.cx, &sent, event, &args);
         true
     }
 
@@ -798,7 +1043,8 @@ impl<'c, 'a, S: 'static> Emitter<'c, 'a, S> {
             auth: e
                 .auth
                 .as_ref()
-                .and_then(|a| serde_json::from_str(a.get()).ok()),
+                .and_then(|a| serde_json::from_str(a.get()).ok())
+                .unwrap_or_else(|| serde_json::Value::Object(Default::default())),
         })
     }
 
@@ -820,8 +1066,7 @@ impl<'c, 'a, S: 'static> Emitter<'c, 'a, S> {
                     .cx
                     .core
                     .socket(key)
-                    .and_then(|e| e.data.as_ref())
-                    .and_then(|d| d.downcast_ref::<T>())
+                    .and_then(|e| e.data.get::<T>())
                     .cloned();
                 Some((self.info(key)?, data))
             })
@@ -903,7 +1148,7 @@ impl<S: 'static> Handle<S> {
     }
 
     /// Emits an event with one argument to a room of a namespace (`room` `None`: the whole
-    /// namespace). The data is serialized on the calling thread.
+    /// namespace; `"admin"` is `/admin`). The data is serialized on the calling thread.
     pub fn emit<T: Serialize + ?Sized>(
         &self,
         nsp: &str,
@@ -941,6 +1186,55 @@ impl<S: 'static> Handle<S> {
     pub fn shutdown(&self) {
         self.shutdown.shutdown();
     }
+}
+
+/// Runs the outgoing-event listeners of the `targets` that have some, on `event` with
+/// `args`. The event is built once, and only if someone listens.
+fn notify_outgoing<S: 'static>(
+    cx: &mut ServerCx<'_, S>,
+    targets: &[SocketKey],
+    event: &str,
+    args: &EncodedArgs,
+) {
+    if cx.core.any_listeners.is_empty() {
+        return;
+    }
+    let mut built: Option<Event> = None;
+    for &key in targets {
+        let listens = cx
+            .core
+            .any_listeners
+            .get(&key)
+            .is_some_and(|l| !l.outgoing.is_empty());
+        if !listens {
+            continue;
+        }
+        if built.is_none() {
+            built = outgoing_event(event, args);
+        }
+        if let Some(event) = &built {
+            notify_any(cx.engine, cx.core, key, event, true);
+        }
+    }
+}
+
+/// An emitted event as an [`Event`], as a listener of outgoing events sees it.
+fn outgoing_event(event: &str, args: &EncodedArgs) -> Option<Event> {
+    let name = serde_json::to_string(event).ok()?;
+    let json = if args.items().is_empty() {
+        format!("[{name}]")
+    } else {
+        format!("[{name},{}]", args.items())
+    };
+    let raw = RawValue::from_string(json).ok()?;
+    Event::from_payload(Payload::from_raw(raw, args.attachments().to_vec()))
+}
+
+/// The auth payload of a client that sent none: `{}`, as in the reference server.
+fn no_auth() -> &'static RawValue {
+    // Borrowed from the literal: no allocation. It cannot fail to parse; `null` is only
+    // there to avoid a panic path.
+    serde_json::from_str("{}").unwrap_or(RawValue::NULL)
 }
 
 #[allow(dead_code)]

@@ -3,7 +3,7 @@
 //! handlers asked for run once they return.
 
 use super::config::Bucket;
-use super::core::{ClientState, Command, Core};
+use super::core::{ClientState, Command, Core, notify_any};
 use super::namespace::{Namespace, NamespaceMatcher};
 use super::timers::{Timer, UserTimer};
 use super::{Ack, DisconnectReason, Event, RateLimitAction, Refuse, ServerCx, SocketCx, SocketKey};
@@ -175,9 +175,13 @@ impl<S: 'static> Io<S> {
                 }
             }
         }
+        for listener in ns.any.iter_mut() {
+            listener(&mut SocketCx::new(engine, &mut self.core, key), &event);
+        }
+        notify_any(engine, &mut self.core, key, &event, false);
         let handler = match ns.events.get_mut(event.name()) {
             Some(h) => Some(h),
-            None => ns.any.as_mut(),
+            None => ns.unhandled.as_mut(),
         };
         if let Some(h) = handler {
             h(&mut SocketCx::new(engine, &mut self.core, key), event, ack);

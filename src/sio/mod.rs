@@ -21,7 +21,7 @@
 //!     .on_connect(|cx| { cx.join("lobby"); })
 //!     .on("chat", |cx, text: String, _ack| {
 //!         cx.state().messages += 1;
-//!         cx.to("lobby").except_self().emit("chat", &text);
+//!         cx.to("lobby").emit("chat", &text); // everyone in the lobby but the sender
 //!     });
 //! server.run()?;
 //! # Ok::<(), std::io::Error>(())
@@ -55,11 +55,14 @@ mod server;
 mod stats;
 mod timers;
 
+/// A received payload: an ack's answer, as [`SocketCx::emit_with_ack`] and
+/// [`Emitter::emit_with_ack`] hand it over.
+pub use crate::socketio::Payload;
 pub use acks::AckResults;
 pub use args::{Ack, Args, Event};
 pub use config::{RateLimit, RateLimitAction};
 pub use core::SocketKey;
-pub use cx::{ConnectCx, Emitter, Handle, ServerCx, SocketCx, SocketInfo, TimerId};
+pub use cx::{AnyListenerId, ConnectCx, Emitter, Handle, ServerCx, SocketCx, SocketInfo, TimerId};
 pub use namespace::{Namespace, Refuse};
 pub use reason::{AckError, ConnectError, DisconnectReason};
 pub use server::Server;

@@ -23,6 +23,7 @@ pub(super) type Middleware<S> = Box<dyn FnMut(&mut ConnectCx<'_, S>) -> Result<(
 pub(super) type OnConnect<S> = Box<dyn FnMut(&mut SocketCx<'_, S>)>;
 pub(super) type OnDisconnect<S> = Box<dyn FnMut(&mut SocketCx<'_, S>, DisconnectReason)>;
 pub(super) type OnEvent<S> = Box<dyn FnMut(&mut SocketCx<'_, S>, Event, Option<Ack>)>;
+pub(super) type OnAny<S> = Box<dyn FnMut(&mut SocketCx<'_, S>, &Event)>;
 pub(super) type EventMiddleware<S> =
     Box<dyn FnMut(&mut SocketCx<'_, S>, &Event) -> Result<(), Refuse>>;
 pub(super) type OnInvalid<S> =
@@ -33,9 +34,12 @@ pub(super) type NamespaceMatcher = Box<dyn Fn(&str) -> bool>;
 pub struct Namespace<S> {
     pub(super) middleware: Vec<Middleware<S>>,
     pub(super) on_connect: Option<OnConnect<S>>,
+    pub(super) on_disconnecting: Option<OnDisconnect<S>>,
     pub(super) on_disconnect: Option<OnDisconnect<S>>,
     pub(super) events: HashMap<String, OnEvent<S>>,
-    pub(super) any: Option<OnEvent<S>>,
+    /// Listeners of every event, in the order they run (before the event's handler).
+    pub(super) any: Vec<OnAny<S>>,
+    pub(super) unhandled: Option<OnEvent<S>>,
     pub(super) event_middleware: Vec<EventMiddleware<S>>,
     /// What answers an event whose arguments do not fit its handler's type: shared with
     /// the typed handlers, which run it (whether it was set before or after them).
@@ -55,9 +59,11 @@ impl<S: 'static> Namespace<S> {
         Namespace {
             middleware: Vec::new(),
             on_connect: None,
+            on_disconnecting: None,
             on_disconnect: None,
             events: HashMap::default(),
-            any: None,
+            any: Vec::new(),
+            unhandled: None,
             event_middleware: Vec::new(),
             on_invalid: Rc::new(RefCell::new(None)),
         }
@@ -80,8 +86,30 @@ impl<S: 'static> Namespace<S> {
         self
     }
 
-    /// Called when a socket disconnects, with the reason. The socket's rooms and data are
-    /// still readable here.
+    /// Called when a socket starts to disconnect, with the reason, while it is still in its
+    /// rooms (`socket.on("disconnecting")`): the place to tell its rooms it is leaving.
+    ///
+    /// ```no_run
+    /// # let mut server = sioloop::sio::Server::bind("127.0.0.1:0", Default::default(), ())?;
+    /// server.of("/").on_disconnecting(|cx, _reason| {
+    ///     let (id, rooms) = (cx.id().to_owned(), cx.rooms());
+    ///     for room in rooms.into_iter().filter(|r| *r != id) {
+    ///         cx.to(room).emit("left", &id);
+    ///     }
+    /// });
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn on_disconnecting(
+        &mut self,
+        f: impl FnMut(&mut SocketCx<'_, S>, DisconnectReason) + 'static,
+    ) -> &mut Self {
+        self.on_disconnecting = Some(Box::new(f));
+        self
+    }
+
+    /// Called when a socket has disconnected, with the reason (`socket.on("disconnect")`):
+    /// it has left its rooms and its namespace (so emits to them no longer reach it), its
+    /// id and data are still readable. Runs after [`Namespace::on_disconnecting`].
     pub fn on_disconnect(
         &mut self,
         f: impl FnMut(&mut SocketCx<'_, S>, DisconnectReason) + 'static,
@@ -191,12 +219,43 @@ impl<S: 'static> Namespace<S> {
         self
     }
 
-    /// Handles every event that has no handler of its own.
-    pub fn on_any(
+    /// Adds a listener of every incoming event of the namespace's sockets, handled or not
+    /// (`socket.onAny` for every socket): listeners run in the order they were added,
+    /// after the event middlewares accepted the event and before its handler. They see the
+    /// event, not its ack: answering is the handler's.
+    ///
+    /// A socket can also add listeners of its own, and remove them: [`SocketCx::on_any`].
+    ///
+    /// ```no_run
+    /// # let mut server = sioloop::sio::Server::bind("127.0.0.1:0", Default::default(), ())?;
+    /// server.of("/").on_any(|cx, event| {
+    ///     log::info!("{} sent {}", cx.id(), event.name());
+    /// });
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn on_any(&mut self, f: impl FnMut(&mut SocketCx<'_, S>, &Event) + 'static) -> &mut Self {
+        self.any.push(Box::new(f));
+        self
+    }
+
+    /// Adds a listener of every incoming event that runs before the others
+    /// (`socket.prependAny`).
+    pub fn prepend_any(
+        &mut self,
+        f: impl FnMut(&mut SocketCx<'_, S>, &Event) + 'static,
+    ) -> &mut Self {
+        self.any.insert(0, Box::new(f));
+        self
+    }
+
+    /// Handles every event that has no handler of its own (the reference server has no
+    /// such thing: an unhandled event is dropped there). The [`Namespace::on_any`]
+    /// listeners have seen it first.
+    pub fn on_unhandled(
         &mut self,
         f: impl FnMut(&mut SocketCx<'_, S>, Event, Option<Ack>) + 'static,
     ) -> &mut Self {
-        self.any = Some(Box::new(f));
+        self.unhandled = Some(Box::new(f));
         self
     }
 

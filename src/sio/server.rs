@@ -102,6 +102,8 @@ impl<S: 'static> Server<S> {
             commands_tx,
             room_validator: None,
             dynamic_namespaces: 0,
+            any_listeners: HashMap::default(),
+            next_listener_id: 0,
         };
         Server {
             engine,

@@ -22,6 +22,9 @@
 //   drop_during_upgrade [rounds]  the server drops the transport during the upgrade probe; the client reconnects
 //   transport <polling|websocket> a client restricted to one transport, through the basic exchanges
 //   fanout <n>                    n clients at once, one broadcast, each receives it exactly once
+//   node_semantics                /open: socket.to leaves the sender out, ack() has no arguments,
+//                                 auth is {} when none was sent, onAny sees every event,
+//                                 disconnecting has the rooms and disconnect has left them
 //
 // On success prints one JSON summary line (`{"ok":true,...}`) to stdout and exits 0. On any
 // failure (including the overall timeout) prints the reason to stderr and exits 1.
@@ -652,6 +655,30 @@ const modes = {
       nsp: "/", id, user: "kim", reason: "server namespace disconnect",
     });
     return { id, clientReason: "io server disconnect" };
+  },
+
+  async node_semantics() {
+    const a = client("a", { nsp: "/open" });
+    const b = client("b", { nsp: "/open" });
+    await Promise.all([connected(a), connected(b)]);
+    expectEq("handshake.auth of a client that sent none", await next(a, "hello"), [{ auth: {} }]);
+    await next(b, "hello");
+    // socket.to(room): the others in the room, not the sender.
+    a.emit("say", "hi");
+    expectEq("b hears a", await next(b, "said"), ["hi"]);
+    // ack(): the callback gets no arguments. It comes after anything sent to `a` before it.
+    expectEq("ack of ()", await call(a, "nothing"), []);
+    expectEq("what a received", a.inbox, []);
+    // onAny sees every event, handled or not, before its handler: `seen` counts itself.
+    expectEq("unhandled event", await call(a, "nobody", 1), ["unhandled nobody"]);
+    expectEq("events seen", await call(a, "seen"), [4]);
+    // disconnecting: still in its rooms (its own and `room`); disconnect: out of them.
+    const id = a.id;
+    a.disconnect();
+    expectEq("disconnecting", await next(b, "leaving"), [{ id, rooms: 2 }]);
+    expectEq("disconnect", await next(b, "left"), [{ id, rooms: 0 }]);
+    expectEq("what b received besides", b.inbox, []);
+    return { id };
   },
 
   async client_disconnect() {
