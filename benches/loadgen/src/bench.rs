@@ -134,6 +134,8 @@ struct Sample {
     srv_ticks: Option<u64>,
     srv_rss: Option<u64>,
     self_ticks: u64,
+    /// The kernel's count of dropped SYNs (storm only; `None` if unreadable).
+    listen_drops: Option<u64>,
 }
 
 pub struct Bench {
@@ -249,6 +251,11 @@ impl Bench {
             srv_ticks,
             srv_rss,
             self_ticks: stats::cpu_ticks("self")?,
+            listen_drops: if self.cfg.scenario == Scenario::Storm {
+                stats::listen_drops().ok()
+            } else {
+                None
+            },
         })
     }
 
@@ -808,6 +815,13 @@ impl Bench {
             j.num("server_cpu_us_per_reconnect", per(ops));
             j.int("failed_handshakes", Some(self.failed));
             j.int("failed_handshakes_initial", Some(self.failed_initial));
+            // SYNs dropped by a full listen queue: no failure for the client, which
+            // retransmits after 1 s, but a handshake the server refused for now.
+            let drops = match (a.listen_drops, b.listen_drops) {
+                (Some(x), Some(y)) => Some(y.saturating_sub(x)),
+                _ => None,
+            };
+            j.int("listen_drops", drops);
             let connect_s = (self.connected_at.at - self.base.at) as f64 / 1e6;
             j.num("initial_connect_s", Some(connect_s));
             // The disconnects: from the drop until the server went quiet.
@@ -849,8 +863,13 @@ impl Bench {
         if storm {
             let _ = write!(
                 human,
-                ", {} failed handshakes ({} before the drop)",
-                self.failed, self.failed_initial
+                ", {} failed handshakes ({} before the drop), {} SYNs dropped",
+                self.failed,
+                self.failed_initial,
+                match (a.listen_drops, b.listen_drops) {
+                    (Some(x), Some(y)) => y.saturating_sub(x).to_string(),
+                    _ => "?".into(),
+                }
             );
         }
         if let (true, Some(x), Some(y)) = (idle || storm, rss_start, rss_end) {

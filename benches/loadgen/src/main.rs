@@ -38,8 +38,10 @@
 //! settling to the last Socket.IO connect (`reconnect_s`); latencies are per handshake
 //! (TCP connect to Socket.IO connect, from the first attempt); it adds
 //! `server_cpu_us_per_reconnect`, `failed_handshakes` (reconnect phase),
-//! `failed_handshakes_initial`, `settle_s` and `server_cpu_us_per_disconnect` (server CPU
-//! from the drop to quiet, per client). Idle-ping's `ops` are pings received in the window:
+//! `failed_handshakes_initial`, `listen_drops` (SYNs the kernel dropped in the reconnect
+//! phase for a full listen queue, from `/proc/net/netstat`: the client retransmits after
+//! 1 s), `settle_s` and `server_cpu_us_per_disconnect` (server CPU from the drop to quiet,
+//! per client). Idle-ping's `ops` are pings received in the window:
 //! `server_cpu_us_per_ping` = server CPU / pings, i.e. per client per ping round, and
 //! `ping_rounds` = pings / clients.
 //! Server fields are null without `--server-pid`.
