@@ -81,12 +81,13 @@ const IDLE_HOLD: Duration = Duration::from_secs(2);
 /// Storm: how long the clients stay connected before they all drop.
 const STORM_HOLD: Duration = Duration::from_secs(1);
 /// Storm: after the drop, the reconnect waits at least this long, then until the server's
-/// CPU time stops growing (it has handled the disconnects), at most `SETTLE_MAX`. Real
+/// CPU time stopped growing since the last look (it has handled the disconnects), at most
+/// `SETTLE_MAX`. Real
 /// clients wait too: socket.io-client's first reconnection delay is 0.5 to 1.5 s.
 const SETTLE_MIN: Duration = Duration::from_millis(500);
 const SETTLE_MAX: Duration = Duration::from_secs(10);
-/// Storm: server CPU is sampled this often while settling; one sample without a new clock
-/// tick (10 ms of CPU) counts as quiet.
+/// Storm: server CPU is sampled this often after `SETTLE_MIN`; no new clock tick (10 ms of
+/// CPU) since the last look counts as quiet.
 const SETTLE_STEP: Duration = Duration::from_millis(100);
 /// Storm: failed handshakes are retried; this many per client means something is broken.
 const MAX_FAILURES_PER_CLIENT: u64 = 10;
@@ -667,13 +668,16 @@ impl Bench {
                     RunPhase::Done
                 }
                 RunPhase::StormHold(end) if now >= end => {
-                    self.held = self.sample()?;
+                    // Sampled before the drop: the server starts on the FINs while the
+                    // rest are still being closed.
+                    self.dropped_at = self.sample()?;
+                    self.held = self.dropped_at;
                     // All at once: every socket closes (FIN) before the first reconnect.
                     clients.clear();
-                    self.dropped_at = self.sample()?;
                     self.started = 0;
                     self.connected = 0;
-                    RunPhase::Settle(now + SETTLE_MIN.as_micros() as u64, None)
+                    let ticks = self.dropped_at.srv_ticks;
+                    RunPhase::Settle(now + SETTLE_MIN.as_micros() as u64, ticks)
                 }
                 RunPhase::Settle(at, last) if now >= at => {
                     let ticks = self.sample()?.srv_ticks;

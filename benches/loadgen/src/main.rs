@@ -22,9 +22,9 @@
 //! broadcast completes when every receiver got it); `idle` connects `--clients` WebSocket
 //! clients, `--concurrency` at a time, and holds them 2 s; `storm` connects `--clients` idle
 //! WebSocket clients the same way, holds them 1 s, closes them all at once, waits until the
-//! server's CPU time stops growing (0.5 to 10 s: it has handled the disconnects) and
-//! reconnects them all, `--concurrency` handshakes in flight, retrying (and counting) any
-//! that fails; `idle-ping` connects `--clients` idle WebSocket clients, waits `--warmup`,
+//! server's CPU time stops growing (looked at after 0.5 s, then every 100 ms, at most 10 s:
+//! it has handled the disconnects) and reconnects them all, `--concurrency` handshakes in
+//! flight, retrying (and counting) any that fails; `idle-ping` connects `--clients` idle WebSocket clients, waits `--warmup`,
 //! then counts the server's pings (each answered with a pong at once) for `--duration`.
 //!
 //! Report fields: `ops` are acks (echo, polling), completed broadcasts (fanout, binary) or
