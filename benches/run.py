@@ -3,10 +3,10 @@
 
 Builds the three servers, the idle-ping floor (benches/floor, a bare mio loop that only
 pings; run for the idle-ping scenarios alone) and the load generator, then for each run,
-server and scenario
-starts the server fresh on core 0 (taskset -c 0), runs benches/loadgen on core 1 against
-it, and keeps the loadgen's one-line JSON. Raw results go to benches/results/<UTC>.jsonl,
-and a Markdown table of medians over the runs goes to stdout (progress to stderr).
+server and scenario starts the server fresh on core 0 (taskset -c 0), runs benches/loadgen
+on core 1 against it, and keeps the loadgen's one-line JSON. Raw results go to
+benches/results/<UTC>.jsonl, and a Markdown table of medians over the runs goes to stdout
+(progress to stderr).
 
     python3 benches/run.py                       # 3 runs, all servers, all scenarios
     python3 benches/run.py --quick               # 1 short run, for smoke tests
@@ -176,7 +176,7 @@ class Server:
     def start(self) -> None:
         cmd, cwd = server_cmd(self.name)
         self.proc = subprocess.Popen(
-            ["taskset", "-c", SERVER_CORE, *map(str, cmd)], cwd=cwd, env={**os.environ, **self.env},
+            ["taskset", "-c", SERVER_CORE, *map(str, cmd)], cwd=cwd, env=self.environ(),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.stderr, text=True)
         LIVE.add(self.proc)
         # A reader thread keeps draining stdout so the server never blocks on a full pipe.
@@ -195,6 +195,12 @@ class Server:
         exe = Path(f"/proc/{self.proc.pid}/exe").resolve().name
         if exe == "taskset":  # never measure a wrapper instead of the server
             raise RuntimeError(f"pid {self.proc.pid} is taskset, not the server")
+
+    def environ(self) -> dict[str, str]:
+        """The harness's environment without heartbeat settings of its own (they would
+        change every scenario), plus this server's."""
+        inherited = {k: v for k, v in os.environ.items() if k not in IDLE_PING_ENV}
+        return {**inherited, **self.env}
 
     def _read(self) -> None:
         for line in self.proc.stdout:
