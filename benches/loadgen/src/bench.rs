@@ -1097,6 +1097,37 @@ mod tests {
     }
 
     #[test]
+    fn idle_ping_counts_pings_in_the_window_and_answers_each() {
+        let mut b = bench(Scenario::IdlePing, 1);
+        let mut s = sio(Role::Idle);
+        s.phase = Phase::Ready;
+        let mut q = Vec::new();
+        b.on_text(&mut s, b"2", &mut Tx::Poll(&mut q)).unwrap();
+        assert_eq!(
+            (q.as_slice(), b.pings),
+            (&b"3"[..], 0),
+            "warm-up pings not counted"
+        );
+        b.measuring = true;
+        q.clear();
+        b.on_text(&mut s, b"2", &mut Tx::Poll(&mut q)).unwrap();
+        b.on_text(&mut s, b"2", &mut Tx::Poll(&mut q)).unwrap();
+        assert_eq!((q.as_slice(), b.pings), (&b"3\x1e3"[..], 2));
+    }
+
+    #[test]
+    fn storm_names_and_idle_roles() {
+        for (name, scenario) in [
+            ("storm", Scenario::Storm),
+            ("idle-ping", Scenario::IdlePing),
+        ] {
+            assert_eq!(Scenario::parse(name), Some(scenario));
+            assert_eq!(scenario.name(), name);
+            assert!(scenario.idle_clients() && !scenario.broadcasts());
+        }
+    }
+
+    #[test]
     fn acks_out_of_order_once_each() {
         let mut s = Sio::new(Role::Echo, 4, 0);
         for id in 1..=4 {

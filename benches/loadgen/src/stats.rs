@@ -191,6 +191,12 @@ mod tests {
     }
 
     #[test]
+    fn listen_drops_readable() {
+        // Only a counter that exists; its value depends on the whole machine.
+        assert!(listen_drops().is_ok());
+    }
+
+    #[test]
     fn percentiles() {
         let mut h = Histogram::new();
         for v in 1..=100 {
