@@ -1,14 +1,18 @@
 #!/usr/bin/env python3
 """Benchmark harness: sioloop against socketioxide and the reference socket.io (node).
 
-Builds the three servers and the load generator, then for each run, server and scenario
-starts the server fresh on core 0 (taskset -c 0), runs benches/loadgen on core 1 against
-it, and keeps the loadgen's one-line JSON. Raw results go to benches/results/<UTC>.jsonl,
-and a Markdown table of medians over the runs goes to stdout (progress to stderr).
+Builds the three servers, the idle-ping floor (benches/floor, a bare mio loop that only
+pings; run for the idle-ping scenarios alone) and the load generator, then for each run,
+server and scenario starts the server fresh on core 0 (taskset -c 0), runs benches/loadgen
+on core 1 against it, and keeps the loadgen's one-line JSON. Raw results go to
+benches/results/<UTC>.jsonl, and a Markdown table of medians over the runs goes to stdout
+(progress to stderr).
 
     python3 benches/run.py                       # 3 runs, all servers, all scenarios
     python3 benches/run.py --quick               # 1 short run, for smoke tests
     python3 benches/run.py --servers sioloop,node --scenarios echo,fanout128 --runs 5
+    python3 benches/run.py --quick --scenarios storm,idle-ping   # a name without its
+                                                                 # client count selects all
 
 Python 3.11 standard library only.
 """
@@ -19,6 +23,8 @@ import json
 import os
 import platform
 import queue
+import re
+import resource
 import shutil
 import signal
 import statistics
@@ -40,17 +46,64 @@ SOCKETIOXIDE_BIN = SOCKETIOXIDE_DIR / "target" / "release" / "socketioxide-bench
 NODE_DIR = BENCHES / "node"
 LOADGEN_DIR = BENCHES / "loadgen"
 LOADGEN_BIN = LOADGEN_DIR / "target" / "release" / "loadgen"
+FLOOR_DIR = BENCHES / "floor"
+FLOOR_BIN = FLOOR_DIR / "target" / "release" / "floor"
 
-SERVERS = ["sioloop", "socketioxide", "node"]
+# The floor is no Socket.IO server: it only answers the handshake and pings, so it runs the
+# idle-ping scenarios alone, as the least any server must spend per ping.
+SERVERS = ["sioloop", "socketioxide", "node", "floor"]
+FLOOR_SCENARIOS = ("idle-ping",)
+# The idle-ping servers ping every second (all four read these variables), so a window of a
+# few seconds spans several ping rounds; the defaults (25 s / 20 s) would take minutes.
+IDLE_PING_ENV = {"PING_INTERVAL_MS": "1000", "PING_TIMEOUT_MS": "800"}
+# Descriptors kept free besides the clients: listeners, pipes, the loadgen's poll and /proc.
+NOFILE_SLACK = 100
 SERVER_CORE, LOADGEN_CORE = "0", "1"
 READY_TIMEOUT = 30  # seconds for a server to print its `listening on` line
 BUILD_TIMEOUT = 1800  # a first build of socketioxide on two shared cores takes minutes
 
 
-def scenarios(quick: bool) -> dict[str, list[str]]:
+def raise_nofile() -> int:
+    """Raises the soft open-file limit to the hard one (the servers and the loadgen inherit
+    it) and returns it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def idle_counts(quick: bool, nofile: int) -> list[int]:
+    """Client counts of the storm and idle-ping scenarios: 10 000 and the largest the
+    open-file limit allows (a server holds one descriptor per client)."""
+    if quick:
+        return [1000, 2000]
+    largest = nofile - NOFILE_SLACK
+    return sorted({min(10_000, largest), largest})
+
+
+def base_name(name: str) -> str:
+    """A scenario's name without its client or in-flight count: storm10000 -> storm."""
+    return re.sub(r"\d+$", "", name)
+
+
+def applies(server: str, name: str) -> bool:
+    return server != "floor" or base_name(name) in FLOOR_SCENARIOS
+
+
+def server_env(name: str) -> dict[str, str]:
+    return IDLE_PING_ENV if base_name(name) == "idle-ping" else {}
+
+
+def scenarios(quick: bool, nofile: int) -> dict[str, list[str]]:
     """Scenario name -> loadgen arguments."""
     dur = ["--duration", "2" if quick else "5"]
     fanout = lambda k: ["--scenario", "fanout", "--clients", "1000", "--in-flight", str(k), *dur]
+    # Storm: every client drops and reconnects, 1 000 handshakes in flight. Idle-ping: a
+    # window of 10 ping rounds (2 for --quick) after 2 rounds of warmup.
+    storm = lambda n: ["--scenario", "storm", "--clients", str(n), "--concurrency", "1000"]
+    ping_window = ["--warmup", "2", "--duration", "2" if quick else "10"]
+    idle_ping = lambda n: ["--scenario", "idle-ping", "--clients", str(n), *ping_window]
+    counts = idle_counts(quick, nofile)
     return {
         "idle": ["--scenario", "idle", "--clients", "1000" if quick else "10000"],
         "echo": ["--scenario", "echo", "--clients", "100", *dur],
@@ -59,6 +112,8 @@ def scenarios(quick: bool) -> dict[str, list[str]]:
         "fanout128": fanout(128),
         "binary": ["--scenario", "binary", "--clients", "100", *dur],
         "polling": ["--scenario", "polling", "--clients", "100", *dur],
+        **{f"storm{n}": storm(n) for n in counts},
+        **{f"idle-ping{n}": idle_ping(n) for n in counts},
     }
 
 
@@ -101,6 +156,8 @@ def server_cmd(name: str) -> tuple[list, Path]:
         return [SIOLOOP_BIN, "--port", "0"], ROOT
     if name == "socketioxide":
         return [SOCKETIOXIDE_BIN, "--port", "0"], SOCKETIOXIDE_DIR
+    if name == "floor":
+        return [FLOOR_BIN, "--port", "0"], FLOOR_DIR
     return [shutil.which("node") or "node", NODE_DIR / "server.mjs", "--port", "0"], NODE_DIR
 
 
@@ -108,8 +165,9 @@ class Server:
     """A server pinned to SERVER_CORE. taskset execs the command, so the Popen's pid is the
     server process itself (checked in start), which is what --server-pid must measure."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, env: dict[str, str]):
         self.name = name
+        self.env = env
         self.proc: subprocess.Popen | None = None
         self.addr = ""
         self.stderr = tempfile.TemporaryFile()
@@ -118,7 +176,7 @@ class Server:
     def start(self) -> None:
         cmd, cwd = server_cmd(self.name)
         self.proc = subprocess.Popen(
-            ["taskset", "-c", SERVER_CORE, *map(str, cmd)], cwd=cwd,
+            ["taskset", "-c", SERVER_CORE, *map(str, cmd)], cwd=cwd, env=self.environ(),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.stderr, text=True)
         LIVE.add(self.proc)
         # A reader thread keeps draining stdout so the server never blocks on a full pipe.
@@ -137,6 +195,12 @@ class Server:
         exe = Path(f"/proc/{self.proc.pid}/exe").resolve().name
         if exe == "taskset":  # never measure a wrapper instead of the server
             raise RuntimeError(f"pid {self.proc.pid} is taskset, not the server")
+
+    def environ(self) -> dict[str, str]:
+        """The harness's environment without heartbeat settings of its own (they would
+        change every scenario), plus this server's."""
+        inherited = {k: v for k, v in os.environ.items() if k not in IDLE_PING_ENV}
+        return {**inherited, **self.env}
 
     def _read(self) -> None:
         for line in self.proc.stdout:
@@ -168,9 +232,10 @@ def stop(p: subprocess.Popen) -> None:
     LIVE.discard(p)
 
 
-def run_one(loadgen: Path, server_name: str, args: list[str]) -> dict:
-    """One fresh server, one loadgen run. Returns {"result": {...}} or {"error": ...}."""
-    srv = Server(server_name)
+def run_one(loadgen: Path, server_name: str, args: list[str], env: dict[str, str]) -> dict:
+    """One fresh server (with `env` added to its environment), one loadgen run. Returns
+    {"result": {...}} or {"error": ...}."""
+    srv = Server(server_name, env)
     try:
         try:
             srv.start()
@@ -179,7 +244,8 @@ def run_one(loadgen: Path, server_name: str, args: list[str]) -> dict:
         cmd = ["taskset", "-c", LOADGEN_CORE, str(loadgen), "--addr", srv.addr, *args,
                "--server-pid", str(srv.proc.pid)]
         # Generous: connecting 10 000 clients or a slow server may take a while, but never hang.
-        duration = float(args[args.index("--duration") + 1]) if "--duration" in args else 0
+        duration = sum(float(args[args.index(f) + 1]) for f in ("--duration", "--warmup")
+                       if f in args)
         timeout = 180 + 3 * duration
         try:
             out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
@@ -215,7 +281,7 @@ def cmd_out(cmd: list) -> str:
         return "?"
 
 
-def environment() -> dict:
+def environment(nofile: int) -> dict:
     model = "?"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -243,7 +309,7 @@ def environment() -> dict:
         "rustc": cmd_out(["rustc", "--version"]), "node": cmd_out(["node", "--version"]),
         "socket.io": sio, "socketioxide": sioxide,
         "sioloop": cmd_out(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]),
-        "sioloop_stripped_bytes": stripped,
+        "sioloop_stripped_bytes": stripped, "nofile": nofile,
     }
 
 
@@ -265,6 +331,18 @@ def rows_for(name: str, args: list[str]) -> list[tuple[str, list[str], float]]:
     cell "a / b"; scale converts units (µs -> ms)."""
     a = dict(zip(args[::2], args[1::2]))
     n = a.get("--clients", "?")
+    if base_name(name) == "storm":
+        p = f"storm {n}, {a.get('--concurrency', '?')} in flight"
+        return [(f"{p}: all back, s", ["reconnect_s"], 1),
+                (f"{p}: handshake p50 / p99 ms", ["lat_p50_us", "lat_p99_us"], 1e-3),
+                (f"{p}: server CPU µs/reconnect", ["server_cpu_us_per_reconnect"], 1),
+                (f"{p}: server CPU µs/disconnect", ["server_cpu_us_per_disconnect"], 1),
+                (f"{p}: failed handshakes / SYNs dropped", ["failed_handshakes", "listen_drops"],
+                 1)]
+    if base_name(name) == "idle-ping":
+        p = f"idle-ping {n}"
+        return [(f"{p}: server CPU µs/ping", ["server_cpu_us_per_ping"], 1),
+                (f"{p}: ping rounds in the window", ["ping_rounds"], 1)]
     if name == "idle":
         return [(f"connect {n}: server CPU µs/connection", ["server_cpu_us_per_connect"], 1),
                 (f"connect {n}: connects/s", ["connects_per_s"], 1),
@@ -288,6 +366,10 @@ def rows_for(name: str, args: list[str]) -> list[tuple[str, list[str], float]]:
     return [(f"{name}: ops/s", ["ops_per_s"], 1)]
 
 
+# Rows whose sioloop/peer ratio means nothing.
+NO_RATIO = ("loadgen CPU", "failed handshakes", "ping rounds")
+
+
 def report(env: dict, records: list[dict], servers: list[str], scen: dict, runs: int) -> str:
     out = []
     size = env["sioloop_stripped_bytes"]
@@ -299,9 +381,17 @@ def report(env: dict, records: list[dict], servers: list[str], scen: dict, runs:
         out.append(f"sioloop bench_server, release, stripped: {size:,} bytes "
                    f"({size / 2**20:.2f} MiB)")
     out.append(f"Medians over {runs} run(s); server on core {SERVER_CORE}, "
-               f"loadgen on core {LOADGEN_CORE}.\n")
+               f"loadgen on core {LOADGEN_CORE}; open-file limit {env.get('nofile', '?')}.")
+    if any(base_name(n) == "idle-ping" for n in scen):
+        heartbeat = " ".join(f"{k}={v}" for k, v in IDLE_PING_ENV.items())
+        out.append(f"idle-ping: every server runs with {heartbeat}; the floor is "
+                   "benches/floor (ping/pong only).")
+    out.append("")
 
-    ratio_cols = [s for s in ("socketioxide", "node") if s in servers and "sioloop" in servers]
+    # The floor gets a column only when a scenario it runs is in the table.
+    servers = [s for s in servers if any(applies(s, n) for n in scen)]
+    ratio_cols = [s for s in ("socketioxide", "node", "floor")
+                  if s in servers and "sioloop" in servers]
     head = ["metric", *servers, *(f"sioloop/{s}" for s in ratio_cols)]
     out.append("| " + " | ".join(head) + " |")
     out.append("|" + "---|" * len(head))
@@ -325,7 +415,7 @@ def report(env: dict, records: list[dict], servers: list[str], scen: dict, runs:
                 cells.append(" / ".join(map(fmt, vals)) + mark)
             for s in ratio_cols:
                 a, b = med.get("sioloop"), med.get(s)
-                if not a or not b or "loadgen CPU" in label:
+                if not a or not b or any(x in label for x in NO_RATIO):
                     cells.append("")
                     continue
                 rs = [x / y if x is not None and y else None for x, y in zip(a, b)]
@@ -350,19 +440,25 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--servers", default=",".join(SERVERS))
-    ap.add_argument("--scenarios", help="comma-separated, default all")
+    ap.add_argument("--scenarios",
+                    help="comma-separated, default all; a name without its count "
+                         "(storm, idle-ping, fanout) selects every count")
     ap.add_argument("--quick", action="store_true",
-                    help="1 run, 2 s scenarios, 1000 idle clients: a smoke test")
+                    help="1 run, 2 s scenarios, 1000 idle clients (1000 and 2000 for storm "
+                         "and idle-ping): a smoke test")
     ap.add_argument("--loadgen", type=Path,
                     help="use this load generator instead of building benches/loadgen")
     opts = ap.parse_args()
 
-    scen = scenarios(opts.quick)
+    nofile = raise_nofile()
+    scen = scenarios(opts.quick, nofile)
     runs = 1 if opts.quick else opts.runs
     servers = [s for s in opts.servers.split(",") if s]
-    names = opts.scenarios.split(",") if opts.scenarios else list(scen)
-    for bad in [s for s in servers if s not in SERVERS] + [n for n in names if n not in scen]:
+    asked = opts.scenarios.split(",") if opts.scenarios else list(scen)
+    pick = lambda n: [k for k in scen if k == n or (n not in scen and base_name(k) == n)]
+    for bad in [s for s in servers if s not in SERVERS] + [n for n in asked if not pick(n)]:
         sys.exit(f"unknown server or scenario {bad!r}; servers: {SERVERS}, scenarios: {list(scen)}")
+    names = list(dict.fromkeys(k for n in asked for k in pick(n)))
     scen = {n: scen[n] for n in names}
     if not {0, 1} <= os.sched_getaffinity(0):
         sys.exit("needs CPUs 0 and 1 (server on one, loadgen on the other)")
@@ -375,6 +471,9 @@ def main() -> None:
                  SOCKETIOXIDE_DIR, BUILD_TIMEOUT)
     if "node" in servers and not (NODE_DIR / "node_modules").exists():
         run_step("npm ci", ["npm", "ci"], NODE_DIR, 600)
+    if "floor" in servers and any(applies("floor", n) for n in scen):
+        run_step("build floor", ["cargo", "build", "--release", "--locked", "--manifest-path",
+                                 FLOOR_DIR / "Cargo.toml"], ROOT, BUILD_TIMEOUT)
     loadgen = opts.loadgen
     if loadgen is None:
         run_step("build loadgen", ["cargo", "build", "--release", "--locked", "--manifest-path",
@@ -382,7 +481,7 @@ def main() -> None:
         loadgen = LOADGEN_BIN
     loadgen = loadgen.resolve()
 
-    env = environment()
+    env = environment(nofile)
     results_dir = BENCHES / "results"
     results_dir.mkdir(exist_ok=True)
     path = results_dir / f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}.jsonl"
@@ -393,9 +492,13 @@ def main() -> None:
         for run in range(1, runs + 1):
             for s in servers:
                 for name, args in scen.items():
+                    if not applies(s, name):
+                        continue
                     log(f"-- run {run}/{runs} {s} {name}")
+                    senv = server_env(name)
                     rec = {"kind": "result", "run": run, "server": s, "scenario": name,
-                           "args": args, **run_one(loadgen, s, args)}
+                           "args": args, "server_env": senv,
+                           **run_one(loadgen, s, args, senv)}
                     if "error" in rec:
                         log(f"   FAIL {rec['error']}\n{rec.get('stderr_tail', '')}")
                     records.append(rec)

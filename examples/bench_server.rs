@@ -14,12 +14,29 @@
 //!
 //! It is also the "minimal echo server" whose stripped release binary size BENCHMARKS.md
 //! reports.
+//!
+//! `PING_INTERVAL_MS` and `PING_TIMEOUT_MS` in the environment set the heartbeat (default
+//! 25 000 / 20 000 ms), so the idle-ping scenario sees several ping rounds in seconds; all
+//! bench servers read the same two variables.
 
 use serde_bytes::ByteBuf;
 use serde_json::Value;
 use sioloop::server::Config;
 use sioloop::sio::Server;
 use std::io::Write;
+use std::time::Duration;
+
+/// A millisecond count from the environment variable `name`, if set; a bad value is fatal.
+fn env_ms(name: &str) -> Option<Duration> {
+    let value = std::env::var(name).ok()?;
+    match value.parse() {
+        Ok(ms) => Some(Duration::from_millis(ms)),
+        Err(_) => {
+            eprintln!("bench_server: {name}={value:?} is not a number of milliseconds");
+            std::process::exit(2)
+        }
+    }
+}
 
 fn main() -> std::io::Result<()> {
     let mut port = 3000u16;
@@ -36,7 +53,13 @@ fn main() -> std::io::Result<()> {
 
     // The idle scenario holds 10 000 connections from one host: lift the default caps
     // (10 000 in all, 1 000 per address), which are for servers facing a network.
-    let config = Config::default().max_connections(100_000, 100_000);
+    let mut config = Config::default().max_connections(100_000, 100_000);
+    if let Some(interval) = env_ms("PING_INTERVAL_MS") {
+        config = config.ping_interval(interval);
+    }
+    if let Some(timeout) = env_ms("PING_TIMEOUT_MS") {
+        config = config.ping_timeout(timeout);
+    }
     let mut server = Server::bind(("127.0.0.1", port), config, ())?;
     server
         .of("/")

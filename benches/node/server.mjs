@@ -3,6 +3,9 @@
 // "/socket.io/", Engine.IO defaults otherwise.
 //
 //   node server.mjs --port 3000
+//
+// PING_INTERVAL_MS and PING_TIMEOUT_MS in the environment set the heartbeat (default
+// 25000 / 20000 ms), as for the other bench servers.
 import { createServer } from "node:http";
 import { Server } from "socket.io";
 
@@ -15,6 +18,20 @@ if (args.length === 2 && args[0] === "--port" && /^\d+$/.test(args[1])) {
   process.exit(2);
 }
 
+// A millisecond count from the environment, or undefined (engine.io's default) when unset.
+function envMs(name) {
+  const value = process.env[name];
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value)) {
+    console.error(`${name}=${JSON.stringify(value)} is not a number of milliseconds`);
+    process.exit(2);
+  }
+  return Number(value);
+}
+const heartbeat = {};
+if (envMs("PING_INTERVAL_MS") !== undefined) heartbeat.pingInterval = envMs("PING_INTERVAL_MS");
+if (envMs("PING_TIMEOUT_MS") !== undefined) heartbeat.pingTimeout = envMs("PING_TIMEOUT_MS");
+
 const httpServer = createServer();
 const io = new Server(httpServer, {
   // Room for the 64 KiB binary scenario with plenty to spare (the default, 1e6, would do too).
@@ -23,6 +40,7 @@ const io = new Server(httpServer, {
   // responses, which engine.io would gzip above 1 KiB for a client sending Accept-Encoding.
   perMessageDeflate: false,
   httpCompression: false,
+  ...heartbeat,
 });
 
 io.on("connection", (socket) => {

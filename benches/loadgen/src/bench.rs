@@ -21,6 +21,10 @@ pub enum Scenario {
     Fanout,
     Binary,
     Polling,
+    /// Idle clients all drop at once and reconnect.
+    Storm,
+    /// Idle clients answering the server's pings.
+    IdlePing,
 }
 
 impl Scenario {
@@ -31,6 +35,8 @@ impl Scenario {
             "fanout" => Scenario::Fanout,
             "binary" => Scenario::Binary,
             "polling" => Scenario::Polling,
+            "storm" => Scenario::Storm,
+            "idle-ping" => Scenario::IdlePing,
             _ => return None,
         })
     }
@@ -42,11 +48,18 @@ impl Scenario {
             Scenario::Fanout => "fanout",
             Scenario::Binary => "binary",
             Scenario::Polling => "polling",
+            Scenario::Storm => "storm",
+            Scenario::IdlePing => "idle-ping",
         }
     }
 
     fn broadcasts(self) -> bool {
         matches!(self, Scenario::Fanout | Scenario::Binary)
+    }
+
+    /// Idle WebSocket clients that send nothing of their own.
+    fn idle_clients(self) -> bool {
+        matches!(self, Scenario::Idle | Scenario::Storm | Scenario::IdlePing)
     }
 }
 
@@ -65,6 +78,19 @@ pub struct Config {
 
 /// How long idle connections are held before the server's RSS is read.
 const IDLE_HOLD: Duration = Duration::from_secs(2);
+/// Storm: how long the clients stay connected before they all drop.
+const STORM_HOLD: Duration = Duration::from_secs(1);
+/// Storm: after the drop, the reconnect waits at least this long, then until the server's
+/// CPU time stopped growing since the last look (it has handled the disconnects), at most
+/// `SETTLE_MAX`. Real
+/// clients wait too: socket.io-client's first reconnection delay is 0.5 to 1.5 s.
+const SETTLE_MIN: Duration = Duration::from_millis(500);
+const SETTLE_MAX: Duration = Duration::from_secs(10);
+/// Storm: server CPU is sampled this often after `SETTLE_MIN`; no new clock tick (10 ms of
+/// CPU) since the last look counts as quiet.
+const SETTLE_STEP: Duration = Duration::from_millis(100);
+/// Storm: failed handshakes are retried; this many per client means something is broken.
+const MAX_FAILURES_PER_CLIENT: u64 = 10;
 /// How long, after the window, outstanding acks and deliveries may take to arrive; anything
 /// still missing then was lost.
 const DRAIN: Duration = Duration::from_secs(10);
@@ -84,6 +110,13 @@ enum RunPhase {
     Measure(u64),
     Drain(u64),
     Hold(u64),
+    /// Storm: connected, until the drop.
+    StormHold(u64),
+    /// Storm: dropped; waiting for the server to go quiet. When to look next, and the
+    /// server's CPU ticks at the last look.
+    Settle(u64, Option<u64>),
+    /// Storm: reconnecting.
+    Reconnect,
     Done,
 }
 
@@ -102,6 +135,8 @@ struct Sample {
     srv_ticks: Option<u64>,
     srv_rss: Option<u64>,
     self_ticks: u64,
+    /// The kernel's count of dropped SYNs (storm only; `None` if unreadable).
+    listen_drops: Option<u64>,
 }
 
 pub struct Bench {
@@ -138,6 +173,16 @@ pub struct Bench {
     win_start: Sample,
     win_end: Sample,
     held: Sample,
+    /// Pings received in the measured window (idle-ping).
+    pings: u64,
+    /// Handshakes that failed and were retried (storm): before the drop, and after.
+    failed_initial: u64,
+    failed: u64,
+    first_failure: Option<String>,
+    /// Storm: just before the drop, once the server went quiet, once all were back.
+    dropped_at: Sample,
+    settled_at: Sample,
+    reconnected_at: Sample,
 }
 
 impl Bench {
@@ -176,6 +221,13 @@ impl Bench {
             win_start: Sample::default(),
             win_end: Sample::default(),
             held: Sample::default(),
+            pings: 0,
+            failed_initial: 0,
+            failed: 0,
+            first_failure: None,
+            dropped_at: Sample::default(),
+            settled_at: Sample::default(),
+            reconnected_at: Sample::default(),
             cfg,
         }
     }
@@ -200,6 +252,11 @@ impl Bench {
             srv_ticks,
             srv_rss,
             self_ticks: stats::cpu_ticks("self")?,
+            listen_drops: if self.cfg.scenario == Scenario::Storm {
+                stats::listen_drops().ok()
+            } else {
+                None
+            },
         })
     }
 
@@ -220,6 +277,9 @@ impl Bench {
                 Ok(())
             }
             b'2' => {
+                if self.measuring {
+                    self.pings += 1;
+                }
                 // A heartbeat: answer with a pong carrying the same payload.
                 self.scratch.clear();
                 self.scratch.push(b'3');
@@ -475,30 +535,83 @@ impl Bench {
 
     // ---- run phases ----
 
-    /// Starts connects, advances phases and refills the sender; called after each batch.
-    fn pump(&mut self, clients: &mut Vec<Client>, registry: &Registry) -> Res<()> {
+    /// Opens connections while fewer than `concurrency` are in their handshake.
+    fn open_clients(&mut self, clients: &mut Vec<Client>, registry: &Registry) -> Res<()> {
+        if !matches!(self.phase, RunPhase::Connect | RunPhase::Reconnect) {
+            return Ok(());
+        }
         while self.started < self.total && self.started - self.connected < self.cfg.concurrency {
             let idx = clients.len();
-            let role = match self.cfg.scenario {
-                _ if idx == self.cfg.clients => Role::Sender,
-                Scenario::Idle => Role::Idle,
-                Scenario::Echo | Scenario::Polling => Role::Echo,
-                Scenario::Fanout | Scenario::Binary => Role::Receiver,
-            };
-            let polling = self.cfg.scenario == Scenario::Polling;
-            let c = Client::open(
-                idx,
-                self.cfg.addr,
-                polling,
-                role,
-                self.cfg.in_flight,
-                registry,
-                self.now,
-            )
-            .map_err(|e| format!("client {idx}: {e}"))?;
+            let c = self
+                .open_client(idx, registry)
+                .map_err(|e| format!("client {idx}: {e}"))?;
             clients.push(c);
             self.started += 1;
         }
+        Ok(())
+    }
+
+    fn open_client(&self, idx: usize, registry: &Registry) -> Res<Client> {
+        let role = match self.cfg.scenario {
+            _ if idx == self.cfg.clients => Role::Sender,
+            Scenario::Idle | Scenario::Storm | Scenario::IdlePing => Role::Idle,
+            Scenario::Echo | Scenario::Polling => Role::Echo,
+            Scenario::Fanout | Scenario::Binary => Role::Receiver,
+        };
+        let polling = self.cfg.scenario == Scenario::Polling;
+        Client::open(
+            idx,
+            self.cfg.addr,
+            polling,
+            role,
+            self.cfg.in_flight,
+            registry,
+            self.now,
+        )
+    }
+
+    /// A client failed with `err`: storm retries a failed handshake (a real client
+    /// reconnects too) and counts it; anything else ends the run.
+    fn on_client_error(
+        &mut self,
+        idx: usize,
+        clients: &mut [Client],
+        registry: &Registry,
+        err: String,
+    ) -> Res<()> {
+        let c = &mut clients[idx];
+        let err = format!("client {idx} ({:?}): {err}", c.s.role);
+        if self.cfg.scenario != Scenario::Storm || c.s.phase == Phase::Ready {
+            return Err(err);
+        }
+        if self.phase == RunPhase::Reconnect {
+            self.failed += 1;
+        } else {
+            self.failed_initial += 1;
+        }
+        if self.failed + self.failed_initial > MAX_FAILURES_PER_CLIENT * self.total as u64 {
+            return Err(format!(
+                "{} failed handshakes, the first: {}",
+                self.failed + self.failed_initial,
+                self.first_failure.as_deref().unwrap_or("?")
+            ));
+        }
+        if self.first_failure.is_none() {
+            eprintln!("loadgen: handshake failed, retrying: {err}");
+            self.first_failure = Some(err);
+        }
+        // The retry's latency counts from the first attempt.
+        let t_start = c.s.t_start;
+        *c = self
+            .open_client(idx, registry)
+            .map_err(|e| format!("client {idx}: {e}"))?;
+        c.s.t_start = t_start;
+        Ok(())
+    }
+
+    /// Starts connects, advances phases and refills the sender; called after each batch.
+    fn pump(&mut self, clients: &mut Vec<Client>, registry: &Registry) -> Res<()> {
+        self.open_clients(clients, registry)?;
         loop {
             let now = self.now;
             let next = match self.phase {
@@ -508,9 +621,11 @@ impl Bench {
                     self.connected_at = self.sample()?;
                     if self.cfg.scenario == Scenario::Idle {
                         RunPhase::Hold(now + IDLE_HOLD.as_micros() as u64)
+                    } else if self.cfg.scenario == Scenario::Storm {
+                        RunPhase::StormHold(now + STORM_HOLD.as_micros() as u64)
                     } else {
                         self.load_on = true;
-                        if !self.cfg.scenario.broadcasts() {
+                        if !self.cfg.scenario.broadcasts() && !self.cfg.scenario.idle_clients() {
                             for c in clients.iter_mut() {
                                 let (mut tx, s) = c.tx();
                                 for _ in 0..self.cfg.in_flight {
@@ -526,6 +641,7 @@ impl Bench {
                     self.win_start = self.sample()?;
                     self.ops = 0;
                     self.deliveries = 0;
+                    self.pings = 0;
                     self.hist.clear();
                     self.measuring = true;
                     RunPhase::Measure(now + secs_us(self.cfg.duration))
@@ -551,10 +667,40 @@ impl Bench {
                     self.held = self.sample()?;
                     RunPhase::Done
                 }
+                RunPhase::StormHold(end) if now >= end => {
+                    // Sampled before the drop: the server starts on the FINs while the
+                    // rest are still being closed.
+                    self.dropped_at = self.sample()?;
+                    self.held = self.dropped_at;
+                    // All at once: every socket closes (FIN) before the first reconnect.
+                    clients.clear();
+                    self.started = 0;
+                    self.connected = 0;
+                    let ticks = self.dropped_at.srv_ticks;
+                    RunPhase::Settle(now + SETTLE_MIN.as_micros() as u64, ticks)
+                }
+                RunPhase::Settle(at, last) if now >= at => {
+                    let ticks = self.sample()?.srv_ticks;
+                    let quiet = ticks.is_none() || (last.is_some() && ticks == last);
+                    let waited = Duration::from_micros(now - self.dropped_at.at);
+                    if quiet || waited >= SETTLE_MAX {
+                        self.settled_at = self.sample()?;
+                        self.hist.clear();
+                        RunPhase::Reconnect
+                    } else {
+                        RunPhase::Settle(now + SETTLE_STEP.as_micros() as u64, ticks)
+                    }
+                }
+                RunPhase::Reconnect if self.connected == self.total => {
+                    self.reconnected_at = self.sample()?;
+                    RunPhase::Done
+                }
                 _ => break,
             };
             self.phase = next;
         }
+        // A phase that just began may open connections (the storm's reconnect).
+        self.open_clients(clients, registry)?;
         if self.load_on && self.cfg.scenario.broadcasts() {
             let sender = clients
                 .get_mut(self.cfg.clients)
@@ -567,10 +713,13 @@ impl Bench {
     /// When the phase next changes by itself, for the poll timeout.
     fn next_deadline(&self) -> Option<u64> {
         match self.phase {
-            RunPhase::Warmup(t) | RunPhase::Measure(t) | RunPhase::Drain(t) | RunPhase::Hold(t) => {
-                Some(t)
-            }
-            RunPhase::Connect | RunPhase::Done => None,
+            RunPhase::Warmup(t)
+            | RunPhase::Measure(t)
+            | RunPhase::Drain(t)
+            | RunPhase::Hold(t)
+            | RunPhase::StormHold(t)
+            | RunPhase::Settle(t, _) => Some(t),
+            RunPhase::Connect | RunPhase::Reconnect | RunPhase::Done => None,
         }
     }
 
@@ -593,15 +742,22 @@ impl Bench {
         let tck = stats::clock_ticks_per_s();
         let cfg = &self.cfg;
         let idle = cfg.scenario == Scenario::Idle;
-        // Idle measures the connect phase; the others the window after warmup.
+        let storm = cfg.scenario == Scenario::Storm;
+        let idle_ping = cfg.scenario == Scenario::IdlePing;
+        // Idle measures the connect phase, storm the reconnect phase; the others the window
+        // after warmup.
         let (a, b) = if idle {
             (&self.base, &self.connected_at)
+        } else if storm {
+            (&self.settled_at, &self.reconnected_at)
         } else {
             (&self.win_start, &self.win_end)
         };
         let secs = (b.at - a.at) as f64 / 1e6;
-        let (ops, deliveries) = if idle {
+        let (ops, deliveries) = if idle || storm {
             (self.connected as u64, 0)
+        } else if idle_ping {
+            (self.pings, 0)
         } else {
             (self.ops, self.deliveries)
         };
@@ -614,7 +770,7 @@ impl Bench {
         };
         let per = |n: u64| srv_cpu.filter(|_| n > 0).map(|c| c * 1e6 / n as f64);
         let self_cpu = b.self_ticks.saturating_sub(a.self_ticks) as f64 / tck;
-        let (rss_start, rss_end) = if idle {
+        let (rss_start, rss_end) = if idle || storm {
             (self.base.srv_rss, self.held.srv_rss)
         } else {
             (a.srv_rss, b.srv_rss)
@@ -631,8 +787,9 @@ impl Bench {
             },
         );
         j.int("clients", Some(cfg.clients as u64));
-        j.int("in_flight", (!idle).then_some(cfg.in_flight as u64));
-        j.int("size", (!idle).then_some(cfg.size as u64));
+        let sends = !cfg.scenario.idle_clients();
+        j.int("in_flight", sends.then_some(cfg.in_flight as u64));
+        j.int("size", sends.then_some(cfg.size as u64));
         j.int("concurrency", Some(cfg.concurrency as u64));
         j.num("duration_s", Some(secs));
         j.int("ops", Some(ops));
@@ -656,6 +813,36 @@ impl Bench {
             };
             j.num("rss_kib_per_conn", rss);
         }
+        if storm {
+            j.num("reconnect_s", Some(secs));
+            j.num("reconnects_per_s", Some(ops as f64 / secs));
+            j.num("server_cpu_us_per_reconnect", per(ops));
+            j.int("failed_handshakes", Some(self.failed));
+            j.int("failed_handshakes_initial", Some(self.failed_initial));
+            // SYNs dropped by a full listen queue: no failure for the client, which
+            // retransmits after 1 s, but a handshake the server refused for now.
+            let drops = match (a.listen_drops, b.listen_drops) {
+                (Some(x), Some(y)) => Some(y.saturating_sub(x)),
+                _ => None,
+            };
+            j.int("listen_drops", drops);
+            let connect_s = (self.connected_at.at - self.base.at) as f64 / 1e6;
+            j.num("initial_connect_s", Some(connect_s));
+            // The disconnects: from the drop until the server went quiet.
+            let (d, q) = (&self.dropped_at, &self.settled_at);
+            j.num("settle_s", Some((q.at - d.at) as f64 / 1e6));
+            let drop_cpu = match (d.srv_ticks, q.srv_ticks) {
+                (Some(x), Some(y)) => Some(y.saturating_sub(x) as f64 / tck * 1e6 / ops as f64),
+                _ => None,
+            };
+            j.num("server_cpu_us_per_disconnect", drop_cpu);
+        }
+        if idle_ping {
+            j.int("pings", Some(ops));
+            j.num("ping_rounds", Some(ops as f64 / cfg.clients as f64));
+            j.num("pings_per_s", Some(ops as f64 / secs));
+            j.num("server_cpu_us_per_ping", per(ops));
+        }
         j.int("errors", Some(0));
 
         let opt =
@@ -677,7 +864,19 @@ impl Bench {
             opt(srv_cpu, " s"),
             opt(per(ops), ""),
         );
-        if let (true, Some(x), Some(y)) = (idle, rss_start, rss_end) {
+        if storm {
+            let _ = write!(
+                human,
+                ", {} failed handshakes ({} before the drop), {} SYNs dropped",
+                self.failed,
+                self.failed_initial,
+                match (a.listen_drops, b.listen_drops) {
+                    (Some(x), Some(y)) => y.saturating_sub(x).to_string(),
+                    _ => "?".into(),
+                }
+            );
+        }
+        if let (true, Some(x), Some(y)) = (idle || storm, rss_start, rss_end) {
             let _ = write!(human, ", server RSS {x} -> {y} KiB");
         }
         eprintln!("{human}");
@@ -775,6 +974,8 @@ pub fn run(cfg: Config) -> Res<String> {
     // Generous slack over the planned run (connect phase included) before giving up.
     let planned = match cfg.scenario {
         Scenario::Idle => IDLE_HOLD.as_secs_f64(),
+        // Two connect phases.
+        Scenario::Storm => (STORM_HOLD + SETTLE_MAX).as_secs_f64() + cfg.clients as f64 / 1000.0,
         _ => cfg.warmup + cfg.duration,
     };
     let timeout = planned + 30.0 + cfg.clients as f64 / 1000.0;
@@ -811,8 +1012,9 @@ pub fn run(cfg: Config) -> Res<String> {
             let Some(c) = clients.get_mut(idx) else {
                 return Err(format!("event for unknown token {token}"));
             };
-            c.on_ready(token % 2, ev.is_read_closed(), &mut b)
-                .map_err(|e| format!("client {idx} ({:?}): {e}", c.s.role))?;
+            if let Err(e) = c.on_ready(token % 2, ev.is_read_closed(), &mut b) {
+                b.on_client_error(idx, &mut clients, poll.registry(), e)?;
+            }
         }
     }
     // Close every connection before reporting; the server sees the disconnects.
@@ -892,6 +1094,37 @@ mod tests {
         // A second ack for the same id is an error.
         b.load_on = false;
         assert!(b.on_text(&mut s, &ack, &mut Tx::Poll(&mut q)).is_err());
+    }
+
+    #[test]
+    fn idle_ping_counts_pings_in_the_window_and_answers_each() {
+        let mut b = bench(Scenario::IdlePing, 1);
+        let mut s = sio(Role::Idle);
+        s.phase = Phase::Ready;
+        let mut q = Vec::new();
+        b.on_text(&mut s, b"2", &mut Tx::Poll(&mut q)).unwrap();
+        assert_eq!(
+            (q.as_slice(), b.pings),
+            (&b"3"[..], 0),
+            "warm-up pings not counted"
+        );
+        b.measuring = true;
+        q.clear();
+        b.on_text(&mut s, b"2", &mut Tx::Poll(&mut q)).unwrap();
+        b.on_text(&mut s, b"2", &mut Tx::Poll(&mut q)).unwrap();
+        assert_eq!((q.as_slice(), b.pings), (&b"3\x1e3"[..], 2));
+    }
+
+    #[test]
+    fn storm_names_and_idle_roles() {
+        for (name, scenario) in [
+            ("storm", Scenario::Storm),
+            ("idle-ping", Scenario::IdlePing),
+        ] {
+            assert_eq!(Scenario::parse(name), Some(scenario));
+            assert_eq!(scenario.name(), name);
+            assert!(scenario.idle_clients() && !scenario.broadcasts());
+        }
     }
 
     #[test]

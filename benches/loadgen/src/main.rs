@@ -6,20 +6,26 @@
 //! shapes of the benchmark protocol are parsed by hand; nothing on the hot path allocates.
 //!
 //! ```text
-//! loadgen --addr 127.0.0.1:PORT --scenario idle|echo|fanout|binary|polling
+//! loadgen --addr 127.0.0.1:PORT --scenario idle|echo|fanout|binary|polling|storm|idle-ping
 //!         [--clients N] [--in-flight K] [--duration SECS] [--warmup SECS] [--size BYTES]
 //!         [--server-pid PID] [--concurrency C]
 //! ```
 //!
 //! Prints one JSON object on stdout; a human summary on stderr. Exits 1 on a timeout,
 //! protocol error or failed check (with the reason on stderr, nothing on stdout), 2 on bad
-//! arguments. Every check is fatal, so a report always says `"errors":0`.
+//! arguments. Every check is fatal, so a report always says `"errors":0`; the one exception
+//! is a failed handshake in `storm`, which is retried and counted (`failed_handshakes`).
 //!
 //! Scenarios (namespace `/`): `echo` and `polling` keep `--in-flight` acked `echo` events
 //! per client in flight (WebSocket / long-polling); `fanout` and `binary` have `--clients`
 //! receivers join a room and one extra sender keep `--in-flight` broadcasts incomplete (a
 //! broadcast completes when every receiver got it); `idle` connects `--clients` WebSocket
-//! clients, `--concurrency` at a time, and holds them 2 s.
+//! clients, `--concurrency` at a time, and holds them 2 s; `storm` connects `--clients` idle
+//! WebSocket clients the same way, holds them 1 s, closes them all at once, waits until the
+//! server's CPU time stops growing (looked at after 0.5 s, then every 100 ms, at most 10 s:
+//! it has handled the disconnects) and reconnects them all, `--concurrency` handshakes in
+//! flight, retrying (and counting) any that fails; `idle-ping` connects `--clients` idle WebSocket clients, waits `--warmup`,
+//! then counts the server's pings (each answered with a pong at once) for `--duration`.
 //!
 //! Report fields: `ops` are acks (echo, polling), completed broadcasts (fanout, binary) or
 //! connects (idle); `deliveries` are acks or messages received by receivers. Rates,
@@ -28,6 +34,16 @@
 //! delivery (send to receipt; idle: connect start to Socket.IO connect), log-bucketed
 //! within 1.6 %. Idle adds `connects_per_s`, `server_cpu_us_per_connect` and
 //! `rss_kib_per_conn` = (server RSS after the hold − RSS before connecting) / clients.
+//! Storm's `ops` are reconnects and its window the reconnect phase, from the end of the
+//! settling to the last Socket.IO connect (`reconnect_s`); latencies are per handshake
+//! (TCP connect to Socket.IO connect, from the first attempt); it adds
+//! `server_cpu_us_per_reconnect`, `failed_handshakes` (reconnect phase),
+//! `failed_handshakes_initial`, `listen_drops` (SYNs the kernel dropped in the reconnect
+//! phase for a full listen queue, from `/proc/net/netstat`: the client retransmits after
+//! 1 s), `settle_s` and `server_cpu_us_per_disconnect` (server CPU from the drop to quiet,
+//! per client). Idle-ping's `ops` are pings received in the window:
+//! `server_cpu_us_per_ping` = server CPU / pings, i.e. per client per ping round, and
+//! `ping_rounds` = pings / clients.
 //! Server fields are null without `--server-pid`.
 
 mod bench;
@@ -39,7 +55,8 @@ use bench::{Config, MAX_IN_FLIGHT, MIN_BIN_SIZE, Scenario};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: loadgen --addr HOST:PORT --scenario idle|echo|fanout|binary|polling
+const USAGE: &str = "usage: loadgen --addr HOST:PORT
+       --scenario idle|echo|fanout|binary|polling|storm|idle-ping
        [--clients N] [--in-flight K] [--duration SECS] [--warmup SECS] [--size BYTES]
        [--server-pid PID] [--concurrency C]";
 
@@ -75,7 +92,7 @@ fn parse_args() -> Result<Config, String> {
     let addr = addr.ok_or("--addr is required")?;
     let scenario = scenario.ok_or("--scenario is required")?;
     let (def_clients, def_in_flight, def_size) = match scenario {
-        Scenario::Idle => (10_000, 1, 0),
+        Scenario::Idle | Scenario::Storm | Scenario::IdlePing => (10_000, 1, 0),
         Scenario::Echo | Scenario::Polling => (100, 1, 32),
         Scenario::Fanout => (1000, 32, 32),
         Scenario::Binary => (100, 4, 65536),

@@ -116,6 +116,25 @@ pub fn rss_kib(pid: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{path}: no VmRSS"))
 }
 
+/// SYNs the kernel dropped because a listen queue was full or a handshake could not be
+/// queued (`TcpExt: ListenDrops` in `/proc/net/netstat`, which includes `ListenOverflows`).
+/// A counter of the whole network namespace: on a quiet machine, the measured server's.
+pub fn listen_drops() -> Result<u64, String> {
+    let path = "/proc/net/netstat";
+    let text = fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    // Pairs of lines: "TcpExt: Name1 Name2 ..." then "TcpExt: value1 value2 ...".
+    let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (Some(names), Some(values)) = (lines.next(), lines.next()) else {
+        return Err(format!("{path}: no TcpExt lines"));
+    };
+    names
+        .split_ascii_whitespace()
+        .zip(values.split_ascii_whitespace())
+        .find(|(name, _)| *name == "ListenDrops")
+        .and_then(|(_, v)| v.parse().ok())
+        .ok_or_else(|| format!("{path}: no ListenDrops"))
+}
+
 /// Raises the soft open-file limit to the hard limit and checks that `need` descriptors fit.
 pub fn raise_nofile(need: u64) -> Result<u64, String> {
     let mut lim = libc::rlimit {
@@ -169,6 +188,12 @@ mod tests {
             assert!(err <= 1.0 / SUB as f64, "{v} -> {back}");
         }
         assert!(Histogram::index(u64::MAX) < BUCKETS);
+    }
+
+    #[test]
+    fn listen_drops_readable() {
+        // Only a counter that exists; its value depends on the whole machine.
+        assert!(listen_drops().is_ok());
     }
 
     #[test]
