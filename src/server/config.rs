@@ -67,6 +67,12 @@ pub struct Config {
     /// holding the most queued output are closed as slow consumers first, and the
     /// connections holding the most unfinished input are not read until memory frees up.
     pub max_buffered_bytes: usize,
+    /// Whether `run` stops gracefully on SIGINT (Ctrl-C) and SIGTERM, as sent by systemd,
+    /// Docker and process managers (default true; on Windows, Ctrl-C). The signals are
+    /// caught only while `run` runs: when it returns they do again what they did before
+    /// (by default, end the process). Turn it off when the program handles these signals
+    /// itself, and stop the loop with a `ShutdownHandle`.
+    pub shutdown_on_signals: bool,
 }
 
 impl Default for Config {
@@ -90,6 +96,7 @@ impl Default for Config {
             allowed_origins: None,
             metrics_path: None,
             max_buffered_bytes: 64 * 1024 * 1024,
+            shutdown_on_signals: true,
         }
     }
 }
@@ -186,6 +193,23 @@ impl Config {
     /// Sets the server-wide budget for buffered input and output, in bytes.
     pub fn max_buffered_bytes(mut self, bytes: usize) -> Self {
         self.max_buffered_bytes = bytes;
+        self
+    }
+
+    /// Whether `run` stops gracefully on SIGINT (Ctrl-C) and SIGTERM (default true). Off,
+    /// `run` leaves the signals alone, for a program that handles them itself:
+    ///
+    /// ```no_run
+    /// use sioloop::server::{Config, EngineServer};
+    /// let mut server = EngineServer::bind("127.0.0.1:3000", Config::default().shutdown_on_signals(false))?;
+    /// let stop = server.shutdown_handle();
+    /// // ... the program's own signal handling calls `stop.shutdown()`.
+    /// # drop(stop);
+    /// server.run()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn shutdown_on_signals(mut self, on: bool) -> Self {
+        self.shutdown_on_signals = on;
         self
     }
 

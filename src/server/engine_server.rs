@@ -140,8 +140,9 @@ impl EngineServer {
         self
     }
 
-    /// Runs until Ctrl-C or [`ShutdownHandle::shutdown`], then closes every session with
-    /// `server shutting down` and returns.
+    /// Runs until Ctrl-C, SIGTERM or [`ShutdownHandle::shutdown`], then closes every session
+    /// with `server shutting down` and returns. The signals are caught only while it runs,
+    /// and not at all with [`Config::shutdown_on_signals`] off.
     pub fn run(&mut self) -> io::Result<()> {
         self.engine.run(&mut self.callbacks)
     }

@@ -122,7 +122,7 @@ impl<S: 'static> Server<S> {
     }
 
     /// One turn of the loop (see [`Engine::turn`]); false once a shutdown has finished.
-    /// `run` is this in a loop, with Ctrl-C caught.
+    /// `run` is this in a loop, with Ctrl-C and SIGTERM caught.
     pub fn turn(&mut self) -> io::Result<bool> {
         self.engine.turn(&mut self.io)
     }
@@ -277,8 +277,10 @@ impl<S: 'static> Server<S> {
         &mut self.io.core.state
     }
 
-    /// Runs until Ctrl-C or [`Handle::shutdown`]; every socket is then disconnected with
-    /// `server shutting down`.
+    /// Runs until Ctrl-C, SIGTERM or [`Handle::shutdown`]; every socket is then disconnected
+    /// with `server shutting down`. The signals are caught only while it runs (afterwards
+    /// they do what they did before), and not at all with
+    /// [`Config::shutdown_on_signals`] off.
     pub fn run(&mut self) -> io::Result<()> {
         self.engine.run(&mut self.io)
     }
