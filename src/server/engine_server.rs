@@ -1,7 +1,7 @@
 //! An Engine.IO-only server with closure callbacks, like the Node `engine.io` package.
 
 use super::{Config, Engine, EngineHandler, SessionId, ShutdownHandle};
-use crate::engineio::{CloseReason, Message};
+use crate::engineio::{CloseReason, Message, RequestError};
 use crate::http::{Request, Response};
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -130,6 +130,17 @@ impl EngineServer {
         f: impl FnMut(&mut Context<'_>, CloseReason) + 'static,
     ) -> &mut Self {
         self.callbacks.on_close = Some(Box::new(f));
+        self
+    }
+
+    /// Sees every Engine.IO request the server refuses, with the peer's address and the
+    /// error (code and message as in the response): Node's `connection_error` event. See
+    /// [`Engine::set_connection_error`].
+    pub fn on_connection_error(
+        &mut self,
+        f: impl FnMut(&Request, SocketAddr, RequestError) + 'static,
+    ) -> &mut Self {
+        self.engine.set_connection_error(f);
         self
     }
 

@@ -49,16 +49,16 @@ pub use memory::{ClientId, MemoryNet};
 pub use shared::SharedMessages;
 pub use stats::EngineStats;
 
-use crate::engineio::TransportKind;
 use crate::engineio::packet::Message;
 use crate::engineio::session::CloseReason;
+use crate::engineio::{RequestError, TransportKind};
 use crate::http::Request;
 use base64::Engine as _;
 use budget::Budget;
 use conn::{Chunk, Conn, Pool};
 use handler::Dispatch;
 use handles::Stopper;
-use http_routing::AllowRequest;
+use http_routing::{AllowRequest, ConnectionErrorHook};
 use mio::Token;
 use sessions::{SessionSlot, Sid};
 use slab::Slab;
@@ -125,6 +125,7 @@ pub struct Engine {
     budget: Budget,
     stats: EngineStats,
     allow_request: Option<AllowRequest>,
+    connection_error: Option<ConnectionErrorHook>,
     /// Rate limit for log lines a client can cause.
     client_log: crate::client_log::PeerLogLimiter,
     now: Instant,
@@ -196,6 +197,7 @@ impl Engine {
             budget,
             stats: EngineStats::default(),
             allow_request: None,
+            connection_error: None,
             client_log: Default::default(),
             now,
         })
@@ -311,6 +313,21 @@ impl Engine {
     /// `false` answers `403` with code 4 `Forbidden`, like the reference `allowRequest`.
     pub fn set_allow_request(&mut self, f: impl FnMut(&Request, SocketAddr) -> bool + 'static) {
         self.allow_request = Some(AllowRequest(Box::new(f)));
+    }
+
+    /// Sets a hook that sees every Engine.IO request the server refuses, with the peer's
+    /// address and the error (its [`code`](RequestError::code) and
+    /// [`message`](RequestError::message) are the ones in the response body): an unknown
+    /// transport (0), an unknown sid (1), a handshake that is not a GET (2), a bad or
+    /// oversized request (3), a forbidden origin or [`Engine::set_allow_request`]'s refusal
+    /// (4), an `EIO` other than 4 (5). Node's `io.engine.on("connection_error", ...)`; the
+    /// reference's `err.context` has no counterpart. It runs on the loop thread before the
+    /// response is written, and cannot change it.
+    pub fn set_connection_error(
+        &mut self,
+        f: impl FnMut(&Request, SocketAddr, RequestError) + 'static,
+    ) {
+        self.connection_error = Some(ConnectionErrorHook(Box::new(f)));
     }
 
     /// Bytes buffered now, over every connection and session: what the memory budget

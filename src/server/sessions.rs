@@ -59,12 +59,13 @@ impl Engine {
         transport: TransportKind,
         peer: SocketAddr,
         request: Request,
-    ) -> Result<SessionKey, RequestError> {
+    ) -> Result<SessionKey, Box<(RequestError, Request)>> {
         let sid = loop {
             // A guessed sid is a hijacked session: only the transport's random source (the
             // OS's) will do.
             let Some(id) = self.random_id() else {
-                return Err(RequestError::BadRequest);
+                // The request comes back for the `connection_error` hook.
+                return Err(Box::new((RequestError::BadRequest, request)));
             };
             let sid = Sid(id);
             if !self.sids.contains_key(&sid) {

@@ -7,6 +7,7 @@ use super::dispatch::Io;
 use super::namespace::{Namespace, normalize_nsp};
 use super::timers::UserTimer;
 use super::{Handle, ServerCx, Stats, TimerId};
+use crate::engineio::RequestError;
 use crate::http::{Request, Response};
 use crate::server::{Config, Engine, MemoryNet};
 use crate::socketio::packet::Limits;
@@ -196,6 +197,27 @@ impl<S: 'static> Server<S> {
         f: impl FnMut(&Request, SocketAddr) -> bool + 'static,
     ) -> &mut Self {
         self.engine.set_allow_request(f);
+        self
+    }
+
+    /// Sees every Engine.IO request the server refuses (unknown transport or sid, bad
+    /// handshake method, bad request, forbidden, unsupported `EIO`), with the peer's
+    /// address and the error's code and message: Node's
+    /// `io.engine.on("connection_error", ...)`. See [`Engine::set_connection_error`].
+    ///
+    /// ```
+    /// use sioloop::server::Config;
+    /// use sioloop::sio::Server;
+    /// let (mut server, _net) = Server::in_memory(Config::default(), ());
+    /// server.connection_error(|request, peer, error| {
+    ///     eprintln!("{peer} {}: {} {}", request.path, error.code(), error.message());
+    /// });
+    /// ```
+    pub fn connection_error(
+        &mut self,
+        f: impl FnMut(&Request, SocketAddr, RequestError) + 'static,
+    ) -> &mut Self {
+        self.engine.set_connection_error(f);
         self
     }
 
