@@ -1,6 +1,7 @@
 //! The engine's hooks that Node's engine.io has as events, over raw HTTP against an
 //! in-process Socket.IO server: `connection_error` sees every refused request with its
-//! code and message.
+//! code and message; `initial_headers` and `headers` add to the handshake and to every
+//! transport response.
 
 #[path = "common/raw.rs"]
 mod raw;
@@ -121,4 +122,72 @@ fn connection_error_sees_every_refused_request_with_its_code() {
         assert_eq!(path, "/engine.io/", "the request's path");
         assert_eq!(ip, "127.0.0.1", "the peer's address");
     }
+}
+
+#[test]
+fn header_hooks_add_to_the_handshake_and_every_transport_response() {
+    let (handle, addr, thread) = start_with(config(), |server| {
+        server.of("/");
+        server.initial_headers(|_, headers| {
+            headers.push(("Set-Cookie".into(), "io=first; Path=/; HttpOnly".into()));
+        });
+        server.headers(|request, headers| {
+            headers.push(("X-Served-By".into(), "sioloop".into()));
+            headers.push(("X-Method".into(), request.method.clone()));
+        });
+    });
+    // The polling handshake gets both.
+    let res = get(addr, HANDSHAKE_URL);
+    assert_eq!(res.status, 200, "handshake");
+    let sid = assert_open_packet(&res.text(), &["websocket"], Expected::DEFAULTS);
+    assert_eq!(
+        res.header("set-cookie"),
+        Some("io=first; Path=/; HttpOnly"),
+        "initial_headers on the handshake"
+    );
+    assert_eq!(
+        res.header("x-served-by"),
+        Some("sioloop"),
+        "headers on the handshake"
+    );
+    // A POST and a GET afterwards: `headers` only.
+    let res = post(addr, &poll_url(&sid), b"40");
+    assert_eq!((res.status, res.text()), (200, "ok".into()), "POST 40");
+    assert_eq!(res.header("x-method"), Some("POST"), "headers on a POST");
+    assert_eq!(
+        res.header("set-cookie"),
+        None,
+        "no initial_headers on a POST"
+    );
+    let res = get(addr, &poll_url(&sid));
+    assert_eq!(res.status, 200, "GET for the CONNECT answer");
+    assert!(
+        res.text().starts_with("40"),
+        "CONNECT answer: {:?}",
+        res.text()
+    );
+    assert_eq!(res.header("x-method"), Some("GET"), "headers on a held GET");
+    assert_eq!(
+        res.header("set-cookie"),
+        None,
+        "no initial_headers on a GET"
+    );
+    // A refused request gets neither (as in Node).
+    let res = get(addr, "/engine.io/?EIO=4&transport=flash");
+    assert_eq!(res.status, 400, "unknown transport");
+    assert_eq!(res.header("x-served-by"), None, "no headers on an error");
+    // A WebSocket handshake gets both on its 101.
+    let stream = std::net::TcpStream::connect(addr).expect("connect");
+    let url = format!("ws://{addr}/engine.io/?EIO=4&transport=websocket");
+    let (ws, response) = tungstenite::client::client(url.as_str(), stream).expect("upgrade");
+    let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok());
+    assert_eq!(
+        header("set-cookie"),
+        Some("io=first; Path=/; HttpOnly"),
+        "initial_headers on a 101"
+    );
+    assert_eq!(header("x-method"), Some("GET"), "headers on a 101");
+    drop(ws);
+    handle.shutdown();
+    thread.join().expect("the server thread");
 }

@@ -269,6 +269,7 @@ impl Engine {
             return;
         }
         let conn = self.conns.remove(token.0);
+        self.held_get_headers.remove(&token.0);
         self.transport.close(token.0);
         self.budget.release(conn.accounted as usize);
         if conn.refused {

@@ -144,6 +144,26 @@ impl EngineServer {
         self
     }
 
+    /// Adds headers to the answer to every handshake: Node's `initial_headers` event. See
+    /// [`Engine::set_initial_headers`].
+    pub fn on_initial_headers(
+        &mut self,
+        f: impl FnMut(&Request, &mut Vec<(String, String)>) + 'static,
+    ) -> &mut Self {
+        self.engine.set_initial_headers(f);
+        self
+    }
+
+    /// Adds headers to every transport response: Node's `headers` event. See
+    /// [`Engine::set_headers`].
+    pub fn on_headers(
+        &mut self,
+        f: impl FnMut(&Request, &mut Vec<(String, String)>) + 'static,
+    ) -> &mut Self {
+        self.engine.set_headers(f);
+        self
+    }
+
     /// Answers requests for paths other than the Engine.IO path (a page, a health check).
     /// Returning `None` answers 404.
     pub fn on_http(&mut self, f: impl FnMut(&Request) -> Option<Response> + 'static) -> &mut Self {

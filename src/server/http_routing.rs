@@ -23,6 +23,18 @@ impl std::fmt::Debug for AllowRequest {
     }
 }
 
+type HeadersFn = Box<dyn FnMut(&Request, &mut Vec<(String, String)>)>;
+
+/// An application hook that adds headers to transport responses (`Engine::set_headers`,
+/// `Engine::set_initial_headers`).
+pub(super) struct HeadersHook(pub(super) HeadersFn);
+
+impl std::fmt::Debug for HeadersHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HeadersHook")
+    }
+}
+
 type ConnectionErrorFn = Box<dyn FnMut(&Request, SocketAddr, RequestError)>;
 
 /// The application's hook for refused Engine.IO requests (`Engine::set_connection_error`).
@@ -190,6 +202,34 @@ impl Engine {
         self.respond_error(token, error, origin, keep_alive);
     }
 
+    /// The headers the application adds to a transport's answer to `request`: Node's
+    /// `initial_headers` on a handshake, then `headers`. Empty (no allocation) without
+    /// hooks.
+    pub(super) fn extra_headers(
+        &mut self,
+        request: &Request,
+        handshake: bool,
+    ) -> Vec<(String, String)> {
+        let mut headers = Vec::new();
+        if handshake && let Some(HeadersHook(hook)) = self.initial_headers.as_mut() {
+            hook(request, &mut headers);
+        }
+        if let Some(HeadersHook(hook)) = self.headers.as_mut() {
+            hook(request, &mut headers);
+        }
+        headers
+    }
+
+    /// Keeps the headers for the answer to the GET held on `token` (answered later, when
+    /// the request is gone). Only a hook's headers take room.
+    fn keep_held_get_headers(&mut self, token: Token, headers: Vec<(String, String)>) {
+        if headers.is_empty() {
+            self.held_get_headers.remove(&token.0);
+        } else {
+            self.held_get_headers.insert(token.0, headers);
+        }
+    }
+
     fn report_connection_error(&mut self, token: Token, request: &Request, error: RequestError) {
         let Some(ConnectionErrorHook(hook)) = self.connection_error.as_mut() else {
             return;
@@ -266,8 +306,10 @@ impl Engine {
             }
             let peer = self.conns[token.0].peer;
             let origin_owned = origin.map(str::to_owned);
+            let headers = self.extra_headers(&request, true);
             match self.new_session(TransportKind::Polling, peer, request) {
                 Ok(key) => {
+                    self.keep_held_get_headers(token, headers);
                     self.sessions[key.index].held_get = Some(token);
                     self.conns[token.0].state = ConnState::HeldGet {
                         session: key,
@@ -289,6 +331,8 @@ impl Engine {
             "GET" => match slot.session.handle_poll_get(now) {
                 Ok(()) => {
                     slot.held_get = Some(token);
+                    let headers = self.extra_headers(&request, false);
+                    self.keep_held_get_headers(token, headers);
                     self.conns[token.0].state = ConnState::HeldGet {
                         session: key,
                         origin: origin.map(str::to_owned),
@@ -322,7 +366,8 @@ impl Engine {
                         for packet in packets {
                             slot.session.handle_packet(packet, now);
                         }
-                        let response = Response::new(200, "text/html", "ok");
+                        let mut response = Response::new(200, "text/html", "ok");
+                        response.headers.extend(self.extra_headers(&request, false));
                         self.respond(token, &response, origin, keep_alive);
                     }
                     Err(e) => {

@@ -58,7 +58,7 @@ use budget::Budget;
 use conn::{Chunk, Conn, Pool};
 use handler::Dispatch;
 use handles::Stopper;
-use http_routing::{AllowRequest, ConnectionErrorHook};
+use http_routing::{AllowRequest, ConnectionErrorHook, HeadersHook};
 use mio::Token;
 use sessions::{SessionSlot, Sid};
 use slab::Slab;
@@ -126,6 +126,10 @@ pub struct Engine {
     stats: EngineStats,
     allow_request: Option<AllowRequest>,
     connection_error: Option<ConnectionErrorHook>,
+    initial_headers: Option<HeadersHook>,
+    headers: Option<HeadersHook>,
+    /// A hook's headers for the answers to held GETs, by connection.
+    held_get_headers: HashMap<usize, Vec<(String, String)>>,
     /// Rate limit for log lines a client can cause.
     client_log: crate::client_log::PeerLogLimiter,
     now: Instant,
@@ -198,6 +202,9 @@ impl Engine {
             stats: EngineStats::default(),
             allow_request: None,
             connection_error: None,
+            initial_headers: None,
+            headers: None,
+            held_get_headers: HashMap::new(),
             client_log: Default::default(),
             now,
         })
@@ -328,6 +335,32 @@ impl Engine {
         f: impl FnMut(&Request, SocketAddr, RequestError) + 'static,
     ) {
         self.connection_error = Some(ConnectionErrorHook(Box::new(f)));
+    }
+
+    /// Sets a hook that adds headers to the answer to every handshake (the polling GET
+    /// that opens a session, or a WebSocket's `101`), before [`Engine::set_headers`]'
+    /// hook: Node's `initial_headers` event, e.g. for a cookie.
+    ///
+    /// ```
+    /// use sioloop::server::Config;
+    /// use sioloop::sio::Server;
+    /// let (mut server, _net) = Server::in_memory(Config::default(), ());
+    /// server.initial_headers(|_request, headers| {
+    ///     headers.push(("Set-Cookie".into(), "io=1; Path=/; HttpOnly".into()));
+    /// });
+    /// ```
+    pub fn set_initial_headers(
+        &mut self,
+        f: impl FnMut(&Request, &mut Vec<(String, String)>) + 'static,
+    ) {
+        self.initial_headers = Some(HeadersHook(Box::new(f)));
+    }
+
+    /// Sets a hook that adds headers to every transport response: the handshake, each
+    /// polling GET and POST answer, and a WebSocket's `101`. Node's `headers` event. Error
+    /// responses do not get them (as in Node), nor do `on_http` and metrics responses.
+    pub fn set_headers(&mut self, f: impl FnMut(&Request, &mut Vec<(String, String)>) + 'static) {
+        self.headers = Some(HeadersHook(Box::new(f)));
     }
 
     /// Bytes buffered now, over every connection and session: what the memory budget

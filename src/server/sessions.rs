@@ -219,6 +219,9 @@ impl Engine {
             "Content-Type".to_owned(),
             "text/plain; charset=UTF-8".to_owned(),
         )];
+        if let Some(extra) = self.held_get_headers.remove(&token.0) {
+            headers.extend(extra);
+        }
         if let Some(cors) = &self.config.cors {
             cors.add_headers(origin.as_deref(), &mut headers);
         }

@@ -19,7 +19,8 @@ impl Engine {
         session: Option<SessionKey>,
     ) {
         let mut accept = Vec::new();
-        if ws::accept_upgrade(&request, &[], &mut accept).is_err() {
+        let headers = self.extra_headers(&request, session.is_none());
+        if ws::accept_upgrade(&request, &headers, &mut accept).is_err() {
             return self.refuse(token, &request, RequestError::BadRequest, false);
         }
         let now = self.now;

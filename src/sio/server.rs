@@ -221,6 +221,26 @@ impl<S: 'static> Server<S> {
         self
     }
 
+    /// Adds headers to the answer to every handshake: Node's `initial_headers` event (e.g.
+    /// a cookie). See [`Engine::set_initial_headers`].
+    pub fn initial_headers(
+        &mut self,
+        f: impl FnMut(&Request, &mut Vec<(String, String)>) + 'static,
+    ) -> &mut Self {
+        self.engine.set_initial_headers(f);
+        self
+    }
+
+    /// Adds headers to every transport response (handshake, polling GET and POST, the
+    /// WebSocket upgrade): Node's `headers` event. See [`Engine::set_headers`].
+    pub fn headers(
+        &mut self,
+        f: impl FnMut(&Request, &mut Vec<(String, String)>) + 'static,
+    ) -> &mut Self {
+        self.engine.set_headers(f);
+        self
+    }
+
     /// How long a binary packet (BINARY_EVENT, BINARY_ACK) may wait for its attachments
     /// (default 10 s). A client that announces attachments and does not send them all in
     /// time is closed with `parse error`, and it is counted in
