@@ -30,7 +30,7 @@
 //!     let tick = cx.state().tick;
 //!     cx.to("match:1").volatile().emit("tick", &tick);
 //! });
-//! server.run()?; // returns after Ctrl-C
+//! server.run()?; // returns after Ctrl-C or SIGTERM
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
@@ -110,7 +110,7 @@
 //!
 //! let mut server = EngineServer::bind("127.0.0.1:3000", Config::default().path("/engine.io/"))?;
 //! server.on_message(|cx, msg| { cx.send(msg); });
-//! server.run()?; // returns after Ctrl-C, once every session is closed
+//! server.run()?; // returns after Ctrl-C or SIGTERM, once every session is closed
 //! # Ok::<(), std::io::Error>(())
 //! ```
 

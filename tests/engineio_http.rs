@@ -146,7 +146,7 @@ fn oversized_post_is_refused_and_closes_the_session() {
         res.json(),
         serde_json::json!({ "code": 3, "message": "Bad request" })
     );
-    assert_session_gone(addr, &sid, &[], "after the oversized POST");
+    assert_session_gone(addr, &sid, "after the oversized POST");
     handshake(addr, expected);
 }
 
@@ -157,30 +157,47 @@ fn malformed_payloads_close_the_session_with_parse_error() {
     for body in [&b"9abc"[..], b"bZZZ!", b"4a\x1e"] {
         let what = format!("POST {:?}", String::from_utf8_lossy(body));
         let sid = handshake(addr, Expected::DEFAULTS);
+        // No GET held: the session is forgotten at once, like the reference server does (a
+        // next GET used to get the close packet).
         let res = post(addr, &poll_url(&sid), body);
         assert_error(&res, 3, "Bad request", &what);
-        let res = get(addr, &poll_url(&sid));
+        assert_session_gone(addr, &sid, &format!("{what}, no GET held"));
+        // A GET held when the session closes gets the close packet.
+        let sid = handshake(addr, Expected::DEFAULTS);
+        let mut held = held_get(addr, &sid);
+        let res = post(addr, &poll_url(&sid), body);
+        assert_error(&res, 3, "Bad request", &what);
+        let res = held.read_response();
         assert_eq!(
             (res.status, res.text()),
             (200, "1".into()),
-            "{what}: the next GET should get the close packet"
+            "{what}: the held GET should get the close packet"
         );
-        let res = get(addr, &poll_url(&sid));
-        assert_error(
-            &res,
-            1,
-            "Session ID unknown",
-            &format!("{what}: GET after close"),
-        );
-        let res = post(addr, &poll_url(&sid), b"4x");
-        assert_error(
-            &res,
-            1,
-            "Session ID unknown",
-            &format!("{what}: POST after close"),
-        );
+        assert_session_gone(addr, &sid, &format!("{what}, after the held GET"));
         handshake(addr, Expected::DEFAULTS);
     }
+}
+
+#[test]
+fn oversized_post_with_a_get_held_answers_it_with_the_close_packet() {
+    let server = ExampleServer::echo(&["--max-payload", "100"]);
+    let addr = server.addr;
+    let expected = Expected {
+        max_payload: 100,
+        ..Expected::DEFAULTS
+    };
+    let sid = handshake(addr, expected);
+    let mut held = held_get(addr, &sid);
+    let big = format!("4{}", "a".repeat(199));
+    let res = post(addr, &poll_url(&sid), big.as_bytes());
+    assert_eq!(res.status, 413, "POST of 200 bytes with maxPayload 100");
+    let res = held.read_response();
+    assert_eq!(
+        (res.status, res.text()),
+        (200, "1".into()),
+        "the held GET should get the close packet"
+    );
+    assert_session_gone(addr, &sid, "after the held GET");
 }
 
 #[test]
@@ -258,6 +275,20 @@ fn client_close_packet_releases_held_get_with_noop() {
     assert_error(&res, 1, "Session ID unknown", "GET after client close");
     let res = post(addr, &poll_url(&sid), b"4x");
     assert_error(&res, 1, "Session ID unknown", "POST after client close");
+}
+
+#[test]
+fn client_close_packet_without_a_get_held_forgets_the_session() {
+    let server = ExampleServer::echo(&[]);
+    let addr = server.addr;
+    let sid = handshake(addr, Expected::DEFAULTS);
+    let res = post(addr, &poll_url(&sid), b"4queued");
+    assert_eq!((res.status, res.text()), (200, "ok".into()), "POST 4queued");
+    let res = post(addr, &poll_url(&sid), b"1");
+    assert_eq!((res.status, res.text()), (200, "ok".into()), "POST 1");
+    // The reference server forgets the session at once: the echo queued for it is dropped
+    // (this GET used to get a noop).
+    assert_session_gone(addr, &sid, "after the client's close packet");
 }
 
 #[test]

@@ -50,7 +50,34 @@ fn polling_client_without_pongs_is_dropped() {
     );
     // Never answer. By 500 ms the session is closed with ping timeout.
     sleep_until(t0 + GONE_CHECK);
-    assert_session_gone(addr, &sid, &[], "polling session without pongs at ~700 ms");
+    assert_session_gone(addr, &sid, "polling session without pongs at ~700 ms");
+}
+
+#[test]
+fn polling_get_held_at_the_ping_timeout_gets_the_close_packet() {
+    let server = ExampleServer::echo(ARGS);
+    let addr = server.addr;
+    let t0 = Instant::now();
+    let sid = handshake(addr, EXPECTED);
+    let res = get(addr, &poll_url(&sid));
+    assert_eq!(
+        (res.status, res.text()),
+        (200, "2".into()),
+        "the first ping"
+    );
+    // Never answer; the next GET is held until the ping timeout at ~500 ms.
+    let res = get(addr, &poll_url(&sid));
+    let at = t0.elapsed();
+    assert_eq!(
+        (res.status, res.text()),
+        (200, "1".into()),
+        "the GET held at the ping timeout gets the close packet (after {at:?})"
+    );
+    assert!(
+        at >= Duration::from_millis(450),
+        "the ping timeout should come ~500 ms after the handshake, came after {at:?}"
+    );
+    assert_session_gone(addr, &sid, "after the held GET took the close packet");
 }
 
 #[test]
@@ -61,7 +88,7 @@ fn polling_client_without_any_request_is_dropped() {
     let t0 = Instant::now();
     let sid = handshake(addr, EXPECTED);
     sleep_until(t0 + GONE_CHECK);
-    assert_session_gone(addr, &sid, &["2"], "idle polling session at ~700 ms");
+    assert_session_gone(addr, &sid, "idle polling session at ~700 ms");
 }
 
 #[test]

@@ -240,8 +240,10 @@ impl Session {
     }
 
     /// Closes the session from the server side (or for a reason the owner detected, such as
-    /// a transport error). Queued packets are still delivered, followed by a close packet on
-    /// polling. A second close is a no-op.
+    /// a transport error). On polling, a held GET gets what is queued and a close packet;
+    /// with no GET held, the session lingers for the next one only after a
+    /// [`CloseReason::ForcedClose`] or [`CloseReason::SlowConsumer`] (see
+    /// [`Session::is_finished`]). A second close is a no-op.
     pub fn close(&mut self, reason: CloseReason, now: Instant) {
         if self.closed.is_some() {
             return;
@@ -278,10 +280,22 @@ impl Session {
                 }
                 _ => self.outbox.push_back(Packet::Close),
             }
-            // Wait a while for the client's next GET to collect the last packets.
-            self.linger_until = Some(now + self.config.ping_timeout);
+            if Self::lingers_after(reason) {
+                // Wait a while for the client's next GET to collect the last packets.
+                self.linger_until = Some(now + self.config.ping_timeout);
+            }
         }
         self.events.push_back(Event::Closed(reason));
+    }
+
+    /// Whether a polling session closed for `reason` waits for the client's next GET.
+    ///
+    /// The reference server forgets a session the moment it closes, so the next request
+    /// for its sid gets `Session ID unknown`; only a close the server asked for
+    /// (`Socket.close`) first waits for the client to drain what was queued, the close
+    /// packet last. A GET already held when the session closes gets its answer either way.
+    fn lingers_after(reason: CloseReason) -> bool {
+        matches!(reason, CloseReason::ForcedClose | CloseReason::SlowConsumer)
     }
 
     /// A packet from the client on the session's current transport (a record of a POST
@@ -324,7 +338,10 @@ impl Session {
         if self.transport != TransportKind::Polling {
             return Err(PollError::TransportMismatch);
         }
-        if self.closed.is_some() && self.outbox.is_empty() && !self.release_get {
+        if self.closed.is_some()
+            && ((self.outbox.is_empty() && !self.release_get) || self.linger_until.is_none())
+        {
+            // Nothing left for it, or closed for a reason that forgets it at once.
             return Err(PollError::Closed);
         }
         Ok(())
@@ -448,8 +465,10 @@ impl Session {
     }
 
     /// Whether the session is closed and has nothing left to deliver, so its owner can
-    /// forget it. A closed polling session lingers until a GET collects its last packets or
-    /// `ping_timeout` passes.
+    /// forget it. A closed polling session is finished once a held GET has taken its
+    /// answer (the close packet, or a noop after the client's own close); after a
+    /// [`CloseReason::ForcedClose`] or [`CloseReason::SlowConsumer`] it lingers until a GET
+    /// collects its last packets or `ping_timeout` passes.
     pub fn is_finished(&self, now: Instant) -> bool {
         if self.closed.is_none() || !self.events.is_empty() {
             return false;
@@ -461,8 +480,12 @@ impl Session {
         match self.transport {
             TransportKind::WebSocket => true,
             TransportKind::Polling => {
-                (self.outbox.is_empty() && !self.release_get)
-                    || self.linger_until.is_some_and(|d| d <= now)
+                let answer_waiting = !self.outbox.is_empty() || self.release_get;
+                match self.linger_until {
+                    Some(until) => !answer_waiting || until <= now,
+                    // Forgotten at once; a held GET takes its answer first.
+                    None => !(self.get_held && answer_waiting),
+                }
             }
         }
     }
@@ -619,16 +642,50 @@ mod tests {
             s.poll_polling_response(),
             Some(vec![Packet::Ping(String::new())])
         );
-        // The timer did not fire, but a request after the deadline closes the session.
-        assert_eq!(s.check_poll(t0 + ms(501)), Ok(()));
+        // The timer did not fire, but a request after the deadline closes the session, and
+        // is refused: a session closed by a ping timeout is forgotten at once, as the
+        // reference server does (it used to linger for the next GET).
+        assert_eq!(s.check_poll(t0 + ms(501)), Err(PollError::Closed));
         assert_eq!(
             s.poll_event(),
             Some(Event::Closed(CloseReason::PingTimeout))
         );
-        // The close packet is left for the next GET.
-        assert_eq!(s.handle_poll_get(t0 + ms(502)), Ok(()));
-        assert_eq!(s.poll_polling_response(), Some(vec![Packet::Close]));
-        assert!(s.is_finished(t0 + ms(502)));
+        assert!(s.is_finished(t0 + ms(501)));
+        assert_eq!(s.handle_poll_get(t0 + ms(502)), Err(PollError::Closed));
+    }
+
+    #[test]
+    fn closed_polling_session_is_forgotten_unless_a_get_is_held() {
+        let t0 = Instant::now();
+        for reason in [
+            CloseReason::PingTimeout,
+            CloseReason::ParseError,
+            CloseReason::TransportError,
+            CloseReason::TransportClose,
+        ] {
+            // No GET held: finished as soon as the close event is taken.
+            let mut s = polling(t0);
+            s.close(reason, t0);
+            assert!(!s.is_finished(t0), "{reason}: the close event comes first");
+            assert_eq!(s.poll_event(), Some(Event::Closed(reason)));
+            assert!(s.is_finished(t0), "{reason}: forgotten at once");
+            assert_eq!(s.check_poll(t0), Err(PollError::Closed), "{reason}");
+            // A held GET still gets its answer, then the session is finished.
+            let mut s = polling(t0);
+            assert_eq!(s.handle_poll_get(t0), Ok(()));
+            s.close(reason, t0);
+            assert_eq!(s.poll_event(), Some(Event::Closed(reason)));
+            assert!(
+                !s.is_finished(t0),
+                "{reason}: the held GET is answered first"
+            );
+            let answer = match reason {
+                CloseReason::TransportClose => Packet::Noop,
+                _ => Packet::Close,
+            };
+            assert_eq!(s.poll_polling_response(), Some(vec![answer]), "{reason}");
+            assert!(s.is_finished(t0), "{reason}");
+        }
     }
 
     #[test]

@@ -74,6 +74,12 @@ pub struct Config {
     /// Linux since 5.4). Applied on Linux and Android; elsewhere the standard library's
     /// backlog (128) is used.
     pub listen_backlog: u32,
+    /// Whether `run` stops gracefully on SIGINT (Ctrl-C) and SIGTERM, as sent by systemd,
+    /// Docker and process managers (default true; on Windows, Ctrl-C). The signals are
+    /// caught only while `run` runs: when it returns they do again what they did before
+    /// (by default, end the process). Turn it off when the program handles these signals
+    /// itself, and stop the loop with a `ShutdownHandle`.
+    pub shutdown_on_signals: bool,
 }
 
 impl Default for Config {
@@ -98,6 +104,7 @@ impl Default for Config {
             metrics_path: None,
             max_buffered_bytes: 64 * 1024 * 1024,
             listen_backlog: 1024,
+            shutdown_on_signals: true,
         }
     }
 }
@@ -205,6 +212,23 @@ impl Config {
     /// ```
     pub fn listen_backlog(mut self, backlog: u32) -> Self {
         self.listen_backlog = backlog;
+        self
+    }
+
+    /// Whether `run` stops gracefully on SIGINT (Ctrl-C) and SIGTERM (default true). Off,
+    /// `run` leaves the signals alone, for a program that handles them itself:
+    ///
+    /// ```no_run
+    /// use sioloop::server::{Config, EngineServer};
+    /// let mut server = EngineServer::bind("127.0.0.1:3000", Config::default().shutdown_on_signals(false))?;
+    /// let stop = server.shutdown_handle();
+    /// // ... the program's own signal handling calls `stop.shutdown()`.
+    /// # drop(stop);
+    /// server.run()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn shutdown_on_signals(mut self, on: bool) -> Self {
+        self.shutdown_on_signals = on;
         self
     }
 

@@ -284,6 +284,7 @@ impl Engine {
             return;
         }
         let conn = self.conns.remove(token.0);
+        self.held_get_headers.remove(&token.0);
         self.transport.close(token.0);
         // A descriptor is free again for a client waiting in the backlog.
         self.accept_retry |= self.accept_blocked;

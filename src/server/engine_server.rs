@@ -1,7 +1,7 @@
 //! An Engine.IO-only server with closure callbacks, like the Node `engine.io` package.
 
 use super::{Config, Engine, EngineHandler, SessionId, ShutdownHandle};
-use crate::engineio::{CloseReason, Message};
+use crate::engineio::{CloseReason, Message, RequestError};
 use crate::http::{Request, Response};
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -133,6 +133,37 @@ impl EngineServer {
         self
     }
 
+    /// Sees every Engine.IO request the server refuses, with the peer's address and the
+    /// error (code and message as in the response): Node's `connection_error` event. See
+    /// [`Engine::set_connection_error`].
+    pub fn on_connection_error(
+        &mut self,
+        f: impl FnMut(&Request, SocketAddr, RequestError) + 'static,
+    ) -> &mut Self {
+        self.engine.set_connection_error(f);
+        self
+    }
+
+    /// Adds headers to the answer to every handshake: Node's `initial_headers` event. See
+    /// [`Engine::set_initial_headers`].
+    pub fn on_initial_headers(
+        &mut self,
+        f: impl FnMut(&Request, &mut Vec<(String, String)>) + 'static,
+    ) -> &mut Self {
+        self.engine.set_initial_headers(f);
+        self
+    }
+
+    /// Adds headers to every transport response: Node's `headers` event. See
+    /// [`Engine::set_headers`].
+    pub fn on_headers(
+        &mut self,
+        f: impl FnMut(&Request, &mut Vec<(String, String)>) + 'static,
+    ) -> &mut Self {
+        self.engine.set_headers(f);
+        self
+    }
+
     /// Answers requests for paths other than the Engine.IO path (a page, a health check).
     /// Returning `None` answers 404.
     pub fn on_http(&mut self, f: impl FnMut(&Request) -> Option<Response> + 'static) -> &mut Self {
@@ -140,8 +171,9 @@ impl EngineServer {
         self
     }
 
-    /// Runs until Ctrl-C or [`ShutdownHandle::shutdown`], then closes every session with
-    /// `server shutting down` and returns.
+    /// Runs until Ctrl-C, SIGTERM or [`ShutdownHandle::shutdown`], then closes every session
+    /// with `server shutting down` and returns. The signals are caught only while it runs,
+    /// and not at all with [`Config::shutdown_on_signals`] off.
     pub fn run(&mut self) -> io::Result<()> {
         self.engine.run(&mut self.callbacks)
     }

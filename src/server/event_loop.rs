@@ -17,12 +17,19 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 const SHUTDOWN_POLL: Duration = Duration::from_millis(50);
 
 impl Engine {
-    /// Runs the loop until a shutdown (Ctrl-C or a [`ShutdownHandle`]), then closes every
-    /// session with `server shutting down`, flushes, and returns.
+    /// Runs the loop until a shutdown (Ctrl-C, SIGTERM or a [`ShutdownHandle`]), then
+    /// closes every session with `server shutting down`, flushes, and returns.
+    ///
+    /// SIGINT and SIGTERM are caught only while `run` runs, and only with
+    /// [`Config::shutdown_on_signals`] on (the default); when it returns they do again
+    /// what they did before.
     ///
     /// [`ShutdownHandle`]: super::ShutdownHandle
+    /// [`Config::shutdown_on_signals`]: super::Config::shutdown_on_signals
     pub fn run<H: EngineHandler>(&mut self, handler: &mut H) -> io::Result<()> {
-        self.transport.catch_interrupts(&self.stopper);
+        if self.config.shutdown_on_signals {
+            self.transport.catch_interrupts(&self.stopper);
+        }
         let result = loop {
             match self.turn(handler) {
                 Ok(true) => {}

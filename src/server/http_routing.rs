@@ -23,6 +23,29 @@ impl std::fmt::Debug for AllowRequest {
     }
 }
 
+type HeadersFn = Box<dyn FnMut(&Request, &mut Vec<(String, String)>)>;
+
+/// An application hook that adds headers to transport responses (`Engine::set_headers`,
+/// `Engine::set_initial_headers`).
+pub(super) struct HeadersHook(pub(super) HeadersFn);
+
+impl std::fmt::Debug for HeadersHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HeadersHook")
+    }
+}
+
+type ConnectionErrorFn = Box<dyn FnMut(&Request, SocketAddr, RequestError)>;
+
+/// The application's hook for refused Engine.IO requests (`Engine::set_connection_error`).
+pub(super) struct ConnectionErrorHook(pub(super) ConnectionErrorFn);
+
+impl std::fmt::Debug for ConnectionErrorHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConnectionErrorHook")
+    }
+}
+
 impl Engine {
     pub(super) fn process_input(&mut self, token: Token) {
         self.parse_input(token);
@@ -99,6 +122,7 @@ impl Engine {
             // 413 as the reference server answers, with the Engine.IO error body of a bad
             // request so the reason is readable.
             let error = RequestError::BadRequest;
+            self.report_connection_error(token, &request, error);
             let response = Response::new(413, "application/json", error.json());
             self.respond(token, &response, origin.as_deref(), false);
             return false;
@@ -164,6 +188,57 @@ impl Engine {
         self.respond(token, &response, origin, keep_alive);
     }
 
+    /// Answers an Engine.IO request with its error, after the application's
+    /// `connection_error` hook has seen it.
+    pub(super) fn refuse(
+        &mut self,
+        token: Token,
+        request: &Request,
+        error: RequestError,
+        keep_alive: bool,
+    ) {
+        self.report_connection_error(token, request, error);
+        let origin = request.header("origin");
+        self.respond_error(token, error, origin, keep_alive);
+    }
+
+    /// The headers the application adds to a transport's answer to `request`: Node's
+    /// `initial_headers` on a handshake, then `headers`. Empty (no allocation) without
+    /// hooks.
+    pub(super) fn extra_headers(
+        &mut self,
+        request: &Request,
+        handshake: bool,
+    ) -> Vec<(String, String)> {
+        let mut headers = Vec::new();
+        if handshake && let Some(HeadersHook(hook)) = self.initial_headers.as_mut() {
+            hook(request, &mut headers);
+        }
+        if let Some(HeadersHook(hook)) = self.headers.as_mut() {
+            hook(request, &mut headers);
+        }
+        headers
+    }
+
+    /// Keeps the headers for the answer to the GET held on `token` (answered later, when
+    /// the request is gone). Only a hook's headers take room.
+    fn keep_held_get_headers(&mut self, token: Token, headers: Vec<(String, String)>) {
+        if headers.is_empty() {
+            self.held_get_headers.remove(&token.0);
+        } else {
+            self.held_get_headers.insert(token.0, headers);
+        }
+    }
+
+    fn report_connection_error(&mut self, token: Token, request: &Request, error: RequestError) {
+        let Some(ConnectionErrorHook(hook)) = self.connection_error.as_mut() else {
+            return;
+        };
+        if let Some(conn) = self.conns.get(token.0) {
+            hook(request, conn.peer, error);
+        }
+    }
+
     fn handle_engine_request(&mut self, token: Token, request: Request) {
         let origin = request.header("origin").map(str::to_owned);
         let origin = origin.as_deref();
@@ -178,7 +253,7 @@ impl Engine {
         let query = EngineQuery::parse(&request.query);
         let transport = match query.validate(&self.config.transports) {
             Ok(t) => t,
-            Err(e) => return self.respond_error(token, e, origin, keep_alive),
+            Err(e) => return self.refuse(token, &request, e, keep_alive),
         };
         if let (Some(allowed), Some(o)) = (&self.config.allowed_origins, origin)
             && !allowed.iter().any(|a| a == o)
@@ -190,14 +265,14 @@ impl Engine {
                     Clipped(o)
                 );
             }
-            return self.respond_error(token, RequestError::Forbidden, origin, false);
+            return self.refuse(token, &request, RequestError::Forbidden, false);
         }
         if query.sid.is_none() {
             let peer = self.conns[token.0].peer;
             if let Some(AllowRequest(allow)) = self.allow_request.as_mut()
                 && !allow(&request, peer)
             {
-                return self.respond_error(token, RequestError::Forbidden, origin, false);
+                return self.refuse(token, &request, RequestError::Forbidden, false);
             }
         }
         let sid = query.sid.map(str::to_owned);
@@ -205,34 +280,36 @@ impl Engine {
             Some(sid) => match self.session_by_sid(sid) {
                 Some(key) => Some(key),
                 None => {
-                    return self.respond_error(token, RequestError::UnknownSid, origin, keep_alive);
+                    return self.refuse(token, &request, RequestError::UnknownSid, keep_alive);
                 }
             },
             None => None,
         };
         if request.is_websocket_upgrade() {
             if transport != TransportKind::WebSocket {
-                return self.respond_error(token, RequestError::BadRequest, origin, false);
+                return self.refuse(token, &request, RequestError::BadRequest, false);
             }
             return self.handle_ws_upgrade(token, request, session);
         }
         let Some(key) = session else {
             // A handshake.
             if request.method != "GET" {
-                return self.respond_error(
+                return self.refuse(
                     token,
+                    &request,
                     RequestError::BadHandshakeMethod,
-                    origin,
                     keep_alive,
                 );
             }
             if transport != TransportKind::Polling {
-                return self.respond_error(token, RequestError::BadRequest, origin, keep_alive);
+                return self.refuse(token, &request, RequestError::BadRequest, keep_alive);
             }
             let peer = self.conns[token.0].peer;
             let origin_owned = origin.map(str::to_owned);
+            let headers = self.extra_headers(&request, true);
             match self.new_session(TransportKind::Polling, peer, request) {
                 Ok(key) => {
+                    self.keep_held_get_headers(token, headers);
                     self.sessions[key.index].held_get = Some(token);
                     self.conns[token.0].state = ConnState::HeldGet {
                         session: key,
@@ -240,12 +317,12 @@ impl Engine {
                         keep_alive,
                     };
                 }
-                Err(e) => self.respond_error(token, e, origin_owned.as_deref(), false),
+                Err(refused) => self.refuse(token, &refused.1, refused.0, false),
             }
             return;
         };
         if transport != TransportKind::Polling {
-            return self.respond_error(token, RequestError::BadRequest, origin, keep_alive);
+            return self.refuse(token, &request, RequestError::BadRequest, keep_alive);
         }
         let now = self.now;
         self.dirty_sessions.push(key.index);
@@ -254,6 +331,8 @@ impl Engine {
             "GET" => match slot.session.handle_poll_get(now) {
                 Ok(()) => {
                     slot.held_get = Some(token);
+                    let headers = self.extra_headers(&request, false);
+                    self.keep_held_get_headers(token, headers);
                     self.conns[token.0].state = ConnState::HeldGet {
                         session: key,
                         origin: origin.map(str::to_owned),
@@ -261,35 +340,25 @@ impl Engine {
                     };
                 }
                 Err(PollError::Closed) => {
-                    self.respond_error(token, RequestError::UnknownSid, origin, keep_alive)
+                    self.refuse(token, &request, RequestError::UnknownSid, keep_alive)
                 }
                 Err(PollError::TransportMismatch | PollError::Overlap) => {
-                    self.respond_error(token, RequestError::BadRequest, origin, keep_alive)
+                    self.refuse(token, &request, RequestError::BadRequest, keep_alive)
                 }
             },
             "POST" => {
                 match slot.session.check_poll(now) {
                     Ok(()) => {}
                     Err(PollError::Closed) => {
-                        return self.respond_error(
-                            token,
-                            RequestError::UnknownSid,
-                            origin,
-                            keep_alive,
-                        );
+                        return self.refuse(token, &request, RequestError::UnknownSid, keep_alive);
                     }
                     Err(_) => {
-                        return self.respond_error(
-                            token,
-                            RequestError::BadRequest,
-                            origin,
-                            keep_alive,
-                        );
+                        return self.refuse(token, &request, RequestError::BadRequest, keep_alive);
                     }
                 }
                 if !slot.session.is_open() {
                     // Closed but lingering for its last GET: nothing more is accepted.
-                    return self.respond_error(token, RequestError::UnknownSid, origin, keep_alive);
+                    return self.refuse(token, &request, RequestError::UnknownSid, keep_alive);
                 }
                 match decode_payload(&request.body, self.config.max_packets_per_payload) {
                     Ok(packets) => {
@@ -297,7 +366,8 @@ impl Engine {
                         for packet in packets {
                             slot.session.handle_packet(packet, now);
                         }
-                        let response = Response::new(200, "text/html", "ok");
+                        let mut response = Response::new(200, "text/html", "ok");
+                        response.headers.extend(self.extra_headers(&request, false));
                         self.respond(token, &response, origin, keep_alive);
                     }
                     Err(e) => {
@@ -306,11 +376,11 @@ impl Engine {
                         if self.may_log_peer(peer.ip()) {
                             log::debug!("sioloop: bad polling payload from {peer}: {e}");
                         }
-                        self.respond_error(token, RequestError::BadRequest, origin, keep_alive);
+                        self.refuse(token, &request, RequestError::BadRequest, keep_alive);
                     }
                 }
             }
-            _ => self.respond_error(token, RequestError::BadRequest, origin, keep_alive),
+            _ => self.refuse(token, &request, RequestError::BadRequest, keep_alive),
         }
     }
 

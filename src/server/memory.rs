@@ -215,7 +215,7 @@ impl MemoryNet {
         self.with(|n| n.now)
     }
 
-    /// Presses Ctrl-C: the engine begins its graceful shutdown on its next turn.
+    /// Presses Ctrl-C (or sends SIGTERM): the engine begins its graceful shutdown on its next turn.
     pub fn interrupt(&self) {
         self.with(|n| n.interrupt = true)
     }

@@ -27,7 +27,6 @@ mod budget;
 mod config;
 mod conn;
 mod conn_io;
-mod ctrl_c;
 mod engine_server;
 mod event_loop;
 mod file_limit;
@@ -37,6 +36,7 @@ mod http_routing;
 mod memory;
 mod sessions;
 mod shared;
+mod signals;
 mod stats;
 mod timers;
 mod transport;
@@ -50,16 +50,16 @@ pub use memory::{ClientId, MemoryNet};
 pub use shared::SharedMessages;
 pub use stats::EngineStats;
 
-use crate::engineio::TransportKind;
 use crate::engineio::packet::Message;
 use crate::engineio::session::CloseReason;
+use crate::engineio::{RequestError, TransportKind};
 use crate::http::Request;
 use base64::Engine as _;
 use budget::Budget;
 use conn::{Chunk, Conn, Pool};
 use handler::Dispatch;
 use handles::Stopper;
-use http_routing::AllowRequest;
+use http_routing::{AllowRequest, ConnectionErrorHook, HeadersHook};
 use mio::Token;
 use sessions::{SessionSlot, Sid};
 use slab::Slab;
@@ -131,6 +131,11 @@ pub struct Engine {
     budget: Budget,
     stats: EngineStats,
     allow_request: Option<AllowRequest>,
+    connection_error: Option<ConnectionErrorHook>,
+    initial_headers: Option<HeadersHook>,
+    headers: Option<HeadersHook>,
+    /// A hook's headers for the answers to held GETs, by connection.
+    held_get_headers: HashMap<usize, Vec<(String, String)>>,
     /// Rate limit for log lines a client can cause.
     client_log: crate::client_log::PeerLogLimiter,
     now: Instant,
@@ -209,6 +214,10 @@ impl Engine {
             budget,
             stats: EngineStats::default(),
             allow_request: None,
+            connection_error: None,
+            initial_headers: None,
+            headers: None,
+            held_get_headers: HashMap::new(),
             client_log: Default::default(),
             now,
         })
@@ -334,6 +343,47 @@ impl Engine {
     /// `false` answers `403` with code 4 `Forbidden`, like the reference `allowRequest`.
     pub fn set_allow_request(&mut self, f: impl FnMut(&Request, SocketAddr) -> bool + 'static) {
         self.allow_request = Some(AllowRequest(Box::new(f)));
+    }
+
+    /// Sets a hook that sees every Engine.IO request the server refuses, with the peer's
+    /// address and the error (its [`code`](RequestError::code) and
+    /// [`message`](RequestError::message) are the ones in the response body): an unknown
+    /// transport (0), an unknown sid (1), a handshake that is not a GET (2), a bad or
+    /// oversized request (3), a forbidden origin or [`Engine::set_allow_request`]'s refusal
+    /// (4), an `EIO` other than 4 (5). Node's `io.engine.on("connection_error", ...)`; the
+    /// reference's `err.context` has no counterpart. It runs on the loop thread before the
+    /// response is written, and cannot change it.
+    pub fn set_connection_error(
+        &mut self,
+        f: impl FnMut(&Request, SocketAddr, RequestError) + 'static,
+    ) {
+        self.connection_error = Some(ConnectionErrorHook(Box::new(f)));
+    }
+
+    /// Sets a hook that adds headers to the answer to every handshake (the polling GET
+    /// that opens a session, or a WebSocket's `101`), before [`Engine::set_headers`]'
+    /// hook: Node's `initial_headers` event, e.g. for a cookie.
+    ///
+    /// ```
+    /// use sioloop::server::Config;
+    /// use sioloop::sio::Server;
+    /// let (mut server, _net) = Server::in_memory(Config::default(), ());
+    /// server.initial_headers(|_request, headers| {
+    ///     headers.push(("Set-Cookie".into(), "io=1; Path=/; HttpOnly".into()));
+    /// });
+    /// ```
+    pub fn set_initial_headers(
+        &mut self,
+        f: impl FnMut(&Request, &mut Vec<(String, String)>) + 'static,
+    ) {
+        self.initial_headers = Some(HeadersHook(Box::new(f)));
+    }
+
+    /// Sets a hook that adds headers to every transport response: the handshake, each
+    /// polling GET and POST answer, and a WebSocket's `101`. Node's `headers` event. Error
+    /// responses do not get them (as in Node), nor do `on_http` and metrics responses.
+    pub fn set_headers(&mut self, f: impl FnMut(&Request, &mut Vec<(String, String)>) + 'static) {
+        self.headers = Some(HeadersHook(Box::new(f)));
     }
 
     /// Bytes buffered now, over every connection and session: what the memory budget

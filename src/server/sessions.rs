@@ -59,12 +59,13 @@ impl Engine {
         transport: TransportKind,
         peer: SocketAddr,
         request: Request,
-    ) -> Result<SessionKey, RequestError> {
+    ) -> Result<SessionKey, Box<(RequestError, Request)>> {
         let sid = loop {
             // A guessed sid is a hijacked session: only the transport's random source (the
             // OS's) will do.
             let Some(id) = self.random_id() else {
-                return Err(RequestError::BadRequest);
+                // The request comes back for the `connection_error` hook.
+                return Err(Box::new((RequestError::BadRequest, request)));
             };
             let sid = Sid(id);
             if !self.sids.contains_key(&sid) {
@@ -218,6 +219,9 @@ impl Engine {
             "Content-Type".to_owned(),
             "text/plain; charset=UTF-8".to_owned(),
         )];
+        if let Some(extra) = self.held_get_headers.remove(&token.0) {
+            headers.extend(extra);
+        }
         if let Some(cors) = &self.config.cors {
             cors.add_headers(origin.as_deref(), &mut headers);
         }

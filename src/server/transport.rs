@@ -11,8 +11,8 @@
 //! picks it before `accept`, and a transport keeps whatever it needs per connection under
 //! that index until `close`.
 
-use super::ctrl_c::CtrlC;
 use super::handles::Stopper;
+use super::signals::StopSignals;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use std::fmt;
@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 pub(crate) enum Ready {
     /// Connections are waiting to be accepted.
     Accept,
-    /// Ctrl-C was pressed.
+    /// A stop signal arrived (SIGINT, i.e. Ctrl-C, or SIGTERM).
     Interrupt,
     /// A connection can be read (`readable`; `to_the_end` when the peer's FIN or an error
     /// came with this edge, so reading must go on until the end is seen) or written.
@@ -69,13 +69,13 @@ pub(crate) trait Transport: fmt::Debug {
     fn shutdown_write(&mut self, conn: usize);
     /// Closes the connection and forgets `conn`.
     fn close(&mut self, conn: usize);
-    /// Starts reporting Ctrl-C as [`Ready::Interrupt`] (while the loop runs).
+    /// Starts reporting SIGINT and SIGTERM as [`Ready::Interrupt`] (while the loop runs).
     fn catch_interrupts(&mut self, stopper: &Arc<Stopper>);
-    /// Stops reporting Ctrl-C.
+    /// Stops reporting them; the signals do again what they did before.
     fn release_interrupts(&mut self);
 }
 
-const CTRL_C: Token = Token(usize::MAX - 2);
+const STOP_SIGNAL: Token = Token(usize::MAX - 2);
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX);
 
@@ -89,7 +89,7 @@ pub(crate) struct MioTransport {
     /// Accepted streams by connection index (a `TcpStream` is a file descriptor, and
     /// `Option` of it costs nothing extra, so an idle connection costs 4 bytes here).
     streams: Vec<Option<TcpStream>>,
-    ctrl_c: Option<CtrlC>,
+    stop_signals: Option<StopSignals>,
 }
 
 impl MioTransport {
@@ -110,7 +110,7 @@ impl MioTransport {
             listener: Some(listener),
             local_addr,
             streams: Vec::new(),
-            ctrl_c: None,
+            stop_signals: None,
         })
     }
 
@@ -142,8 +142,8 @@ impl Transport for MioTransport {
                 LISTENER => ready.push(Ready::Accept),
                 // The wake itself is what matters: the handles set their flag first.
                 WAKER => {}
-                CTRL_C => {
-                    if let Some(c) = &mut self.ctrl_c {
+                STOP_SIGNAL => {
+                    if let Some(c) = &mut self.stop_signals {
                         c.drain();
                     }
                     ready.push(Ready::Interrupt);
@@ -176,7 +176,7 @@ impl Transport for MioTransport {
         let Some(listener) = self.listener.as_ref() else {
             return Err(io::ErrorKind::WouldBlock.into());
         };
-        if conn >= CTRL_C.0 {
+        if conn >= STOP_SIGNAL.0 {
             return Err(io::Error::other("connection table full"));
         }
         let (mut stream, peer) = listener.accept()?;
@@ -231,15 +231,15 @@ impl Transport for MioTransport {
     }
 
     fn catch_interrupts(&mut self, stopper: &Arc<Stopper>) {
-        match CtrlC::install(self.poll.registry(), CTRL_C, stopper) {
-            Ok(c) => self.ctrl_c = Some(c),
-            Err(e) => log::warn!("sioloop: cannot install the Ctrl-C handler: {e}"),
+        match StopSignals::install(self.poll.registry(), STOP_SIGNAL, stopper) {
+            Ok(c) => self.stop_signals = Some(c),
+            Err(e) => log::warn!("sioloop: cannot catch SIGINT and SIGTERM: {e}"),
         }
     }
 
     fn release_interrupts(&mut self) {
-        // Dropping it removes the handler's action.
-        self.ctrl_c = None;
+        // Dropping it removes the handler's actions.
+        self.stop_signals = None;
     }
 }
 

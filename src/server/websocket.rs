@@ -18,10 +18,10 @@ impl Engine {
         request: Request,
         session: Option<SessionKey>,
     ) {
-        let origin = request.header("origin").map(str::to_owned);
         let mut accept = Vec::new();
-        if ws::accept_upgrade(&request, &[], &mut accept).is_err() {
-            return self.respond_error(token, RequestError::BadRequest, origin.as_deref(), false);
+        let headers = self.extra_headers(&request, session.is_none());
+        if ws::accept_upgrade(&request, &headers, &mut accept).is_err() {
+            return self.refuse(token, &request, RequestError::BadRequest, false);
         }
         let now = self.now;
         let peer = self.conns[token.0].peer;
@@ -31,7 +31,7 @@ impl Engine {
                     self.sessions[key.index].ws = Some(token);
                     (key, WsRole::Active)
                 }
-                Err(e) => return self.respond_error(token, e, origin.as_deref(), false),
+                Err(refused) => return self.refuse(token, &refused.1, refused.0, false),
             },
             Some(key) => {
                 let allowed = self.config.allow_upgrades;

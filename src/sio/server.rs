@@ -7,6 +7,7 @@ use super::dispatch::Io;
 use super::namespace::{Namespace, normalize_nsp};
 use super::timers::UserTimer;
 use super::{Handle, ServerCx, Stats, TimerId};
+use crate::engineio::RequestError;
 use crate::http::{Request, Response};
 use crate::server::{Config, Engine, MemoryNet};
 use crate::socketio::packet::Limits;
@@ -124,7 +125,7 @@ impl<S: 'static> Server<S> {
     }
 
     /// One turn of the loop (see [`Engine::turn`]); false once a shutdown has finished.
-    /// `run` is this in a loop, with Ctrl-C caught.
+    /// `run` is this in a loop, with Ctrl-C and SIGTERM caught.
     pub fn turn(&mut self) -> io::Result<bool> {
         self.engine.turn(&mut self.io)
     }
@@ -198,6 +199,47 @@ impl<S: 'static> Server<S> {
         f: impl FnMut(&Request, SocketAddr) -> bool + 'static,
     ) -> &mut Self {
         self.engine.set_allow_request(f);
+        self
+    }
+
+    /// Sees every Engine.IO request the server refuses (unknown transport or sid, bad
+    /// handshake method, bad request, forbidden, unsupported `EIO`), with the peer's
+    /// address and the error's code and message: Node's
+    /// `io.engine.on("connection_error", ...)`. See [`Engine::set_connection_error`].
+    ///
+    /// ```
+    /// use sioloop::server::Config;
+    /// use sioloop::sio::Server;
+    /// let (mut server, _net) = Server::in_memory(Config::default(), ());
+    /// server.connection_error(|request, peer, error| {
+    ///     eprintln!("{peer} {}: {} {}", request.path, error.code(), error.message());
+    /// });
+    /// ```
+    pub fn connection_error(
+        &mut self,
+        f: impl FnMut(&Request, SocketAddr, RequestError) + 'static,
+    ) -> &mut Self {
+        self.engine.set_connection_error(f);
+        self
+    }
+
+    /// Adds headers to the answer to every handshake: Node's `initial_headers` event (e.g.
+    /// a cookie). See [`Engine::set_initial_headers`].
+    pub fn initial_headers(
+        &mut self,
+        f: impl FnMut(&Request, &mut Vec<(String, String)>) + 'static,
+    ) -> &mut Self {
+        self.engine.set_initial_headers(f);
+        self
+    }
+
+    /// Adds headers to every transport response (handshake, polling GET and POST, the
+    /// WebSocket upgrade): Node's `headers` event. See [`Engine::set_headers`].
+    pub fn headers(
+        &mut self,
+        f: impl FnMut(&Request, &mut Vec<(String, String)>) + 'static,
+    ) -> &mut Self {
+        self.engine.set_headers(f);
         self
     }
 
@@ -279,8 +321,10 @@ impl<S: 'static> Server<S> {
         &mut self.io.core.state
     }
 
-    /// Runs until Ctrl-C or [`Handle::shutdown`]; every socket is then disconnected with
-    /// `server shutting down`.
+    /// Runs until Ctrl-C, SIGTERM or [`Handle::shutdown`]; every socket is then disconnected
+    /// with `server shutting down`. The signals are caught only while it runs (afterwards
+    /// they do what they did before), and not at all with
+    /// [`Config::shutdown_on_signals`] off.
     pub fn run(&mut self) -> io::Result<()> {
         self.engine.run(&mut self.io)
     }

@@ -117,6 +117,15 @@ impl ExampleServer {
         assert!(status.success(), "kill -INT failed");
     }
 
+    /// Sends SIGTERM, as systemd, Docker and process managers do to stop a service.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
     /// Waits up to `timeout` for the process to exit; its status, or `None` if it still runs.
     pub fn wait_exit(&mut self, timeout: std::time::Duration) -> Option<std::process::ExitStatus> {
         let deadline = std::time::Instant::now() + timeout;
