@@ -331,6 +331,16 @@ impl Session {
         Ok(())
     }
 
+    /// The held GET's connection went away before it was answered (the reference's "poll
+    /// connection closed prematurely"): the session closes with a transport error, and no
+    /// GET is waiting for an answer any more, so a session that forgets at once is
+    /// finished.
+    pub fn handle_poll_aborted(&mut self, now: Instant) {
+        self.get_held = false;
+        self.release_get = false;
+        self.close(CloseReason::TransportError, now);
+    }
+
     /// Checks that a polling POST may be served; the caller then feeds its packets to
     /// [`Session::handle_packet`].
     pub fn check_poll(&mut self, now: Instant) -> Result<(), PollError> {
@@ -652,6 +662,23 @@ mod tests {
         );
         assert!(s.is_finished(t0 + ms(501)));
         assert_eq!(s.handle_poll_get(t0 + ms(502)), Err(PollError::Closed));
+    }
+
+    #[test]
+    fn a_session_whose_held_get_went_away_is_finished() {
+        // Regression (tests/storm.rs): the engine closed the session when the held GET's
+        // connection died, but the session still counted the GET as held, waiting to answer
+        // it with the close packet; with no linger deadline it was never finished.
+        let t0 = Instant::now();
+        let mut s = polling(t0);
+        assert_eq!(s.handle_poll_get(t0), Ok(()));
+        s.handle_poll_aborted(t0);
+        assert_eq!(
+            s.poll_event(),
+            Some(Event::Closed(CloseReason::TransportError))
+        );
+        assert!(s.is_finished(t0));
+        assert_eq!(s.check_poll(t0), Err(PollError::Closed));
     }
 
     #[test]

@@ -303,7 +303,7 @@ impl Engine {
                 if let Some(slot) = self.slot_mut(session.into()) {
                     slot.held_get = None;
                     // reference: "poll connection closed prematurely" is a transport error.
-                    slot.session.close(CloseReason::TransportError, now);
+                    slot.session.handle_poll_aborted(now);
                     self.dirty_sessions.push(session.index);
                 }
             }
