@@ -16,7 +16,6 @@ use super::{Engine, READ_CHUNK, file_limit};
 use crate::engineio::session::CloseReason;
 use crate::http::Response;
 use mio::Token;
-use std::cmp::Reverse;
 use std::io;
 use std::time::Duration;
 
@@ -98,8 +97,7 @@ impl Engine {
             let at = self.now + self.config.head_timeout;
             conn.deadline = Some(at);
             self.conns.insert(conn);
-            self.timers
-                .push(Reverse((at, TimerKey::Conn(key, generation))));
+            self.timers.push(at, TimerKey::Conn(key, generation));
             *self.per_ip.entry(peer.ip()).or_insert(0) += 1;
             self.stats.connections_accepted += 1;
         }
@@ -265,7 +263,7 @@ impl Engine {
                         let at = self.now + LINGER;
                         conn.deadline = Some(at);
                         let key = TimerKey::Conn(token.0, conn.generation);
-                        self.timers.push(Reverse((at, key)));
+                        self.timers.push(at, key);
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}

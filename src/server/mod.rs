@@ -63,13 +63,12 @@ use http_routing::{AllowRequest, ConnectionErrorHook, HeadersHook};
 use mio::Token;
 use sessions::{SessionSlot, Sid};
 use slab::Slab;
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Instant;
-use timers::TimerKey;
+use timers::TimerHeap;
 use transport::{MioTransport, Ready, Transport};
 
 /// The length of a session or socket id: 15 random bytes in URL-safe base64.
@@ -87,7 +86,7 @@ pub struct Engine {
     conns: Slab<Conn>,
     sessions: Slab<SessionSlot>,
     sids: HashMap<Sid, usize>,
-    timers: BinaryHeap<Reverse<(Instant, TimerKey)>>,
+    timers: TimerHeap,
     next_generation: u32,
     /// Sessions touched this turn, to pump.
     dirty_sessions: Vec<usize>,
@@ -190,7 +189,7 @@ impl Engine {
             conns: Slab::new(),
             sessions: Slab::new(),
             sids: HashMap::new(),
-            timers: BinaryHeap::new(),
+            timers: TimerHeap::new(now),
             next_generation: 0,
             dirty_sessions: Vec::new(),
             pumping: Vec::new(),

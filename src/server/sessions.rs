@@ -11,7 +11,6 @@ use crate::engineio::packet::{Packet, encode_payload};
 use crate::engineio::session::{Event, Session};
 use crate::http::{self, Request};
 use mio::Token;
-use std::cmp::Reverse;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -181,7 +180,7 @@ impl Engine {
         {
             slot.timer_at = Some(at);
             let key = TimerKey::Session(index, slot.generation);
-            self.timers.push(Reverse((at, key)));
+            self.timers.push(at, key);
         }
     }
 
