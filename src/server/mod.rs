@@ -273,27 +273,23 @@ impl Engine {
         (written == ID_LEN).then_some(id)
     }
 
-    /// Whether a log line about something this session's client caused may be written: at
-    /// most a few per peer address per second (see `client_log`). Such lines are `debug`.
-    pub(crate) fn may_log_client(&mut self, id: SessionId) -> bool {
+    /// Whether a log line at `level` about something this session's client caused may be
+    /// written: at most a few per peer address per second (see `client_log`). Such lines
+    /// are `debug`, but for a client's misuse of the application's API (arguments of the
+    /// wrong type), which its operator wants to see at `warn`; both share the peer's budget.
+    pub(crate) fn may_log_client(&mut self, id: SessionId, level: log::Level) -> bool {
         let Some(peer) = self.slot(id).map(|s| s.handshake.address.ip()) else {
             return false;
         };
-        self.may_log_peer(peer)
-    }
-
-    /// [`Engine::may_log_client`] for a `warn` line: one a client's misuse of the
-    /// application's API causes (arguments of the wrong type), which its operator wants to
-    /// see without turning on `debug`. Same budget per peer address.
-    pub(crate) fn may_warn_client(&mut self, id: SessionId) -> bool {
-        let Some(peer) = self.slot(id).map(|s| s.handshake.address.ip()) else {
-            return false;
-        };
-        log::log_enabled!(log::Level::Warn) && self.client_log.allow(peer, self.now)
+        self.may_log_peer_at(peer, level)
     }
 
     fn may_log_peer(&mut self, peer: IpAddr) -> bool {
-        log::log_enabled!(log::Level::Debug) && self.client_log.allow(peer, self.now)
+        self.may_log_peer_at(peer, log::Level::Debug)
+    }
+
+    fn may_log_peer_at(&mut self, peer: IpAddr, level: log::Level) -> bool {
+        log::log_enabled!(level) && self.client_log.allow(peer, self.now)
     }
 
     /// Tells the engine that the handler holds `bytes` on behalf of this session (binary

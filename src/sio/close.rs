@@ -110,7 +110,7 @@ impl<S: 'static> Io<S> {
         reason: DisconnectReason,
         why: std::fmt::Arguments<'_>,
     ) {
-        if engine.may_log_client(session) {
+        if engine.may_log_client(session, log::Level::Debug) {
             log::debug!("sioloop: closing {} {why}", Peer::of(engine, session));
         }
         self.drop_client(engine, session, reason);

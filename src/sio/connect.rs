@@ -194,7 +194,7 @@ impl ConnectRefusal {
 /// refusal is logged at `debug`, within the client's per-peer budget (a client can send
 /// CONNECTs at will).
 fn refuse_connect(engine: &mut Engine, session: SessionId, nsp: &str, error: &ConnectError) {
-    if engine.may_log_client(session) {
+    if engine.may_log_client(session, log::Level::Debug) {
         log::debug!(
             "sioloop: refused a connect to {} from {}: {}",
             Clipped(nsp),

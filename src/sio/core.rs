@@ -374,7 +374,7 @@ impl<S> Core<S> {
             && self.room_validator.as_ref().is_none_or(|f| f(room));
         if !allowed {
             self.stats.joins_refused += 1;
-            if engine.may_log_client(session) {
+            if engine.may_log_client(session, log::Level::Debug) {
                 log::debug!(
                     "sioloop: refused a join of room {} by {}",
                     Clipped(room),

@@ -712,7 +712,7 @@ impl<'a, S: 'static> SocketCx<'a, S> {
     /// (a few per peer address per second).
     pub(super) fn may_warn_client(&mut self) -> bool {
         self.session()
-            .is_some_and(|session| self.server.engine.may_warn_client(session))
+            .is_some_and(|session| self.server.engine.may_log_client(session, log::Level::Warn))
     }
 
     /// The client's address, for a log line.
