@@ -56,7 +56,8 @@ impl Engine {
                     if file_limit::may_warn(self.out_of_descriptors_warned, self.now) {
                         self.out_of_descriptors_warned = Some(self.now);
                         log::warn!(
-                            "sioloop: accept: {e}: new clients wait until a connection                              closes; raise the process's file limit (RLIMIT_NOFILE)"
+                            "sioloop: accept: {e}: new clients wait until a connection closes; \
+                             raise the process's file limit (RLIMIT_NOFILE)"
                         );
                     }
                     return;
