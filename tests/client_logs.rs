@@ -4,6 +4,8 @@
 //! The refusals are all counted.
 //! (Its own test binary: it installs the process's logger.)
 
+#[path = "common/log_capture.rs"]
+mod log_capture;
 #[path = "common/raw.rs"]
 mod raw;
 #[path = "common/sio.rs"]
@@ -12,44 +14,18 @@ mod sio;
 use raw::*;
 use sio::*;
 use sioloop::sio::Stats;
-use std::sync::Mutex;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// Every log record of the process, as `LEVEL message`.
-static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-struct Capture;
-
-impl log::Log for Capture {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true
-    }
-    fn log(&self, record: &log::Record<'_>) {
-        let line = format!("{} {}", record.level(), record.args());
-        LINES.lock().unwrap_or_else(|e| e.into_inner()).push(line);
-    }
-    fn flush(&self) {}
-}
-
 fn sio_lines() -> Vec<String> {
-    LINES
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .filter(|l| {
-            l.contains("sioloop: refused")
-                || l.contains("dropped")
-                || l.contains("invalid arguments")
-        })
-        .cloned()
-        .collect()
+    log_capture::lines(|l| {
+        l.contains("sioloop: refused") || l.contains("dropped") || l.contains("invalid arguments")
+    })
 }
 
 #[test]
 fn client_caused_lines_are_debug_clipped_and_rate_limited() {
-    log::set_logger(&Capture).expect("the only logger");
-    log::set_max_level(log::LevelFilter::Debug);
+    log_capture::install(log::LevelFilter::Debug);
     let (handle, addr, thread) = start_with(config(), |server| {
         server.of("/").on::<String>("join", |cx, room, ack| {
             let joined = cx.try_join(&room);

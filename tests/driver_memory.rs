@@ -6,7 +6,7 @@
 #[path = "common/raw.rs"]
 mod raw;
 
-use raw::{masked_frame, masked_text};
+use raw::{masked_frame, masked_text, server_frames};
 use sioloop::engineio::{CloseReason, Message};
 use sioloop::server::{ClientId, Config, Engine, EngineHandler, MemoryNet, SessionId};
 use std::time::Duration;
@@ -89,25 +89,6 @@ impl Harness {
             .filter(|(_, m)| matches!(m, Message::Text(t) if t.starts_with(text_prefix)))
             .count()
     }
-}
-
-/// Server frames in `out` (unmasked): (opcode, payload).
-fn server_frames(mut out: &[u8]) -> Vec<(u8, Vec<u8>)> {
-    let mut frames = Vec::new();
-    while out.len() >= 2 {
-        let opcode = out[0] & 0x0f;
-        let (len, head) = match out[1] & 0x7f {
-            126 => (u16::from_be_bytes([out[2], out[3]]) as usize, 4),
-            127 => (
-                u64::from_be_bytes(out[2..10].try_into().expect("8 bytes")) as usize,
-                10,
-            ),
-            n => (n as usize, 2),
-        };
-        frames.push((opcode, out[head..head + len].to_vec()));
-        out = &out[head + len..];
-    }
-    frames
 }
 
 #[test]

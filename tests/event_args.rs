@@ -5,6 +5,8 @@
 //! `warn` a few times per socket, and a received event is relayed under another name with
 //! its binary attachments. (Its own test binary: one test installs the process's logger.)
 
+#[path = "common/log_capture.rs"]
+mod log_capture;
 #[path = "common/raw.rs"]
 mod raw;
 
@@ -15,7 +17,6 @@ use sioloop::server::{ClientId, Config, MemoryNet};
 use sioloop::sio::{Args, Server};
 use sioloop::socketio::Payload;
 use std::net::SocketAddr;
-use std::sync::Mutex;
 use std::time::Duration;
 
 /// A frame the server sent: text or binary.
@@ -25,27 +26,15 @@ enum Frame {
     Binary(Vec<u8>),
 }
 
-/// Server frames in `out` (unmasked).
-fn frames(mut out: &[u8]) -> Vec<Frame> {
-    let mut frames = Vec::new();
-    while out.len() >= 2 {
-        let opcode = out[0] & 0x0f;
-        let (len, head) = match out[1] & 0x7f {
-            126 => (u16::from_be_bytes([out[2], out[3]]) as usize, 4),
-            127 => (
-                u64::from_be_bytes(out[2..10].try_into().expect("8 bytes")) as usize,
-                10,
-            ),
-            n => (n as usize, 2),
-        };
-        let payload = out[head..head + len].to_vec();
-        frames.push(match opcode {
+/// Server frames in `out`, text or binary.
+fn frames(out: &[u8]) -> Vec<Frame> {
+    raw::server_frames(out)
+        .into_iter()
+        .map(|(opcode, payload)| match opcode {
             1 => Frame::Text(String::from_utf8(payload).expect("utf-8")),
             _ => Frame::Binary(payload),
-        });
-        out = &out[head + len..];
-    }
-    frames
+        })
+        .collect()
 }
 
 struct Harness {
@@ -305,26 +294,9 @@ fn a_received_event_is_relayed_under_another_name_with_its_attachments() {
     );
 }
 
-/// Every log record of the process, as `LEVEL message`.
-static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-struct Capture;
-
-impl log::Log for Capture {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true
-    }
-    fn log(&self, record: &log::Record<'_>) {
-        let line = format!("{} {}", record.level(), record.args());
-        LINES.lock().unwrap_or_else(|e| e.into_inner()).push(line);
-    }
-    fn flush(&self) {}
-}
-
 #[test]
 fn invalid_arguments_are_logged_at_warn_a_few_times_per_socket() {
-    log::set_logger(&Capture).expect("the only logger");
-    log::set_max_level(log::LevelFilter::Warn);
+    log_capture::install(log::LevelFilter::Warn);
     let mut h = Harness::new(|server| {
         server.of("/").on("count", |_cx, _n: u32, _ack| {});
     });
@@ -336,13 +308,7 @@ fn invalid_arguments_are_logged_at_warn_a_few_times_per_socket() {
         // out is the socket's own limit.
         h.net.advance(Duration::from_millis(1100));
     }
-    let lines: Vec<String> = LINES
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .filter(|l| l.contains("10.9.8.7"))
-        .cloned()
-        .collect();
+    let lines = log_capture::lines(|l| l.contains("10.9.8.7"));
     // The 1st, 2nd, 4th, 8th and 16th of 20.
     assert_eq!(lines.len(), 5, "{lines:#?}");
     for (line, nth) in lines.iter().zip([1, 2, 4, 8, 16]) {

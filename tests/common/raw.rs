@@ -622,3 +622,22 @@ pub fn masked_frame(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
 pub fn masked_text(payload: &str) -> Vec<u8> {
     masked_frame(0x1, true, payload.as_bytes())
 }
+
+/// Server frames in `out` (server frames are unmasked): (opcode, payload) each.
+pub fn server_frames(mut out: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut frames = Vec::new();
+    while out.len() >= 2 {
+        let opcode = out[0] & 0x0f;
+        let (len, head) = match out[1] & 0x7f {
+            126 => (u16::from_be_bytes([out[2], out[3]]) as usize, 4),
+            127 => (
+                u64::from_be_bytes(out[2..10].try_into().expect("8 bytes")) as usize,
+                10,
+            ),
+            n => (n as usize, 2),
+        };
+        frames.push((opcode, out[head..head + len].to_vec()));
+        out = &out[head + len..];
+    }
+    frames
+}
