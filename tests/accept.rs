@@ -31,7 +31,11 @@ struct Client {
 
 impl Client {
     fn connect(addr: std::net::SocketAddr) -> Client {
-        let mut stream = TcpStream::connect(addr).expect("connect (the kernel's backlog)");
+        Client::handshake(TcpStream::connect(addr).expect("connect (the kernel's backlog)"))
+    }
+
+    /// Sends a polling handshake on a connected stream.
+    fn handshake(mut stream: TcpStream) -> Client {
         stream
             .write_all(b"GET /engine.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n\r\n")
             .expect("send the handshake");
@@ -164,18 +168,7 @@ fn a_burst_of_connections_into_a_busy_server_is_queued_not_dropped() {
         queued.len()
     );
     // And they are all served once it runs again.
-    let mut clients: Vec<Client> = queued
-        .into_iter()
-        .map(|mut stream| {
-            stream
-                .write_all(b"GET /engine.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n\r\n")
-                .expect("send the handshake");
-            Client {
-                stream,
-                answered: false,
-            }
-        })
-        .collect();
+    let mut clients: Vec<Client> = queued.into_iter().map(Client::handshake).collect();
     for c in &mut clients {
         assert!(
             c.wait_answer(Duration::from_secs(5)),

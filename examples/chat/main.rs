@@ -33,7 +33,6 @@ mod db;
 use db::Job;
 use serde::Deserialize;
 use serde_json::json;
-use sioloop::http::Response;
 use sioloop::server::Config;
 use sioloop::sio::{ConnectError, Namespace, Refuse, Server, SocketCx};
 use std::collections::BTreeMap;
@@ -407,18 +406,11 @@ fn main() -> std::io::Result<()> {
     let config = Config::default().max_payload(64 * 1024);
     let mut server = Server::bind((o.host.as_str(), o.port), config, state)?;
     setup(server.of("/"));
-    server.on_http(move |req| {
-        let (content_type, body) = match (req.method.as_str(), req.path.as_str()) {
-            ("GET", "/app.js") => ("text/javascript", include_str!("app.js")),
-            ("GET", "/style.css") => ("text/css", include_str!("style.css")),
-            // The page itself and the client's script.
-            _ => return page.respond(req),
-        };
-        Some(
-            Response::new(200, content_type, body)
-                .with_header("Cache-Control", "no-cache")
-                .with_header("X-Content-Type-Options", "nosniff"),
-        )
+    server.on_http(move |req| match (req.method.as_str(), req.path.as_str()) {
+        ("GET", "/app.js") => Some(page::asset("text/javascript", include_str!("app.js"))),
+        ("GET", "/style.css") => Some(page::asset("text/css", include_str!("style.css"))),
+        // The page itself and the client's script.
+        _ => page.respond(req),
     });
     let worker = db::spawn(conn, jobs_rx, server.handle());
 

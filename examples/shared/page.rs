@@ -57,10 +57,14 @@ impl Page {
             ("GET", "/vendor/socket.io.min.js") => ("text/javascript", self.client_js.as_deref()?),
             _ => return None,
         };
-        Some(
-            Response::new(200, content_type, body)
-                .with_header("Cache-Control", "no-cache")
-                .with_header("X-Content-Type-Options", "nosniff"),
-        )
+        Some(asset(content_type, body))
     }
+}
+
+/// A static file of an example's page: not cached (the example may be rebuilt with a new
+/// page), and taken for the content type it says it is.
+pub fn asset(content_type: &str, body: impl Into<Vec<u8>>) -> Response {
+    Response::new(200, content_type, body)
+        .with_header("Cache-Control", "no-cache")
+        .with_header("X-Content-Type-Options", "nosniff")
 }
