@@ -81,6 +81,45 @@ fn upgrade_from_polling() {
 }
 
 #[test]
+fn a_get_sent_while_3probe_is_on_its_way_is_answered_at_once() {
+    // The client's next GET can cross `3probe` on the wire: the noop that released its held
+    // GET made it poll again before it learnt of the probe. It pauses polling (and sends
+    // `5`) only when that GET returns, so a held GET stalls the upgrade, and every emit
+    // behind it, until the next ping. Seen in the browser tests on a loaded machine.
+    let server = ExampleServer::echo(&[]);
+    let addr = server.addr;
+    let sid = handshake(addr, Expected::DEFAULTS);
+    let mut held = Conn::open(addr);
+    held.send("GET", &poll_url(&sid), &[], b"");
+    held.assert_no_response_within(Duration::from_millis(250), "GET before the upgrade");
+    let mut ws = ws_connect(addr, &format!("EIO=4&transport=websocket&sid={sid}"));
+    ws_send_text(&mut ws, "2probe");
+    assert_eq!(ws_text(&mut ws, "answer to 2probe"), "3probe");
+    let res = held.read_response();
+    assert_eq!(
+        (res.status, res.text()),
+        (200, "6".into()),
+        "released by the probe"
+    );
+
+    let started = Instant::now();
+    let res = get(addr, &poll_url(&sid));
+    assert_eq!(
+        (res.status, res.text()),
+        (200, "6".into()),
+        "the GET after the probe is answered with a noop, not held"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+
+    ws_send_texts_together(&mut ws, &["5", "4abc"]);
+    assert_eq!(ws_text(&mut ws, "echo over the upgraded WebSocket"), "4abc");
+}
+
+#[test]
 fn second_websocket_on_upgraded_sid_is_closed() {
     let server = ExampleServer::echo(&[]);
     let addr = server.addr;

@@ -364,7 +364,13 @@ impl Session {
             return None;
         }
         self.get_held = false;
-        self.release_get = false;
+        // While probed, every GET is answered at once with a noop, not only the one held
+        // when `2probe` came: the client may have sent its next GET before `3probe` reached
+        // it, and it pauses polling (and sends `5`) only once that GET returns. Held, it
+        // would wait for the next ping, `ping_interval` later. (The reference server answers
+        // it from a 100 ms timer; answering it now needs no timer and the client stops
+        // polling one round trip later.)
+        self.release_get = matches!(self.upgrade, Upgrade::Probed { .. }) && self.closed.is_none();
         if self.outbox.is_empty() {
             return Some(vec![Packet::Noop]);
         }
@@ -414,6 +420,7 @@ impl Session {
             }
             (Upgrade::Probed { .. }, Packet::Upgrade) => {
                 self.upgrade = Upgrade::Done;
+                self.release_get = false;
                 self.transport = TransportKind::WebSocket;
                 self.events.push_back(Event::Upgraded);
                 ProbeReply::Upgraded
@@ -785,6 +792,52 @@ mod tests {
         assert!(
             !s.handle_probe_start(t0),
             "an upgraded session refuses another"
+        );
+    }
+
+    #[test]
+    fn a_get_sent_before_3probe_arrived_is_answered_at_once() {
+        // Regression (socket.io-client in a loaded browser): the held GET was released by
+        // the probe, the client polled again before `3probe` reached it, and that GET was
+        // held until the next ping, 25 s, with the client's polling paused on it and its
+        // emits waiting behind the upgrade.
+        let t0 = Instant::now();
+        let mut s = polling(t0);
+        assert_eq!(s.handle_poll_get(t0), Ok(()));
+        assert!(s.handle_probe_start(t0));
+        assert_eq!(
+            s.handle_probe_packet(Packet::Ping("probe".into()), t0),
+            ProbeReply::Send(Packet::Pong("probe".into()))
+        );
+        assert_eq!(s.poll_polling_response(), Some(vec![Packet::Noop]));
+        for _ in 0..2 {
+            assert_eq!(s.handle_poll_get(t0), Ok(()));
+            assert_eq!(s.poll_polling_response(), Some(vec![Packet::Noop]));
+        }
+        assert_eq!(
+            s.handle_probe_packet(Packet::Upgrade, t0),
+            ProbeReply::Upgraded
+        );
+        assert_eq!(s.poll_event(), Some(Event::Upgraded));
+    }
+
+    #[test]
+    fn a_get_after_an_aborted_probe_is_held_again() {
+        let t0 = Instant::now();
+        let mut s = polling(t0);
+        assert_eq!(s.handle_poll_get(t0), Ok(()));
+        assert!(s.handle_probe_start(t0));
+        assert_eq!(
+            s.handle_probe_packet(Packet::Ping("probe".into()), t0),
+            ProbeReply::Send(Packet::Pong("probe".into()))
+        );
+        assert_eq!(s.poll_polling_response(), Some(vec![Packet::Noop]));
+        s.handle_probe_closed();
+        assert_eq!(s.handle_poll_get(t0), Ok(()));
+        assert_eq!(
+            s.poll_polling_response(),
+            None,
+            "idle polling holds its GET"
         );
     }
 

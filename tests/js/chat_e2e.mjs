@@ -99,6 +99,10 @@ async function openTab(context, who) {
   page.on("console", (m) => {
     if (m.type() === "error") consoleErrors.push(`${who}: ${m.text()}`);
   });
+  // The console says only "Failed to load resource"; name the request.
+  page.on("response", (r) => {
+    if (r.status() >= 400) consoleErrors.push(`${who}: HTTP ${r.status()} for ${r.url()}`);
+  });
   // The test serves the npm copy of the client: the page must not reach the CDN (or
   // anything else) when the server was given --client-js.
   page.on("request", (r) => {
@@ -367,8 +371,15 @@ async function lanPage() {
   }
   for (const page of players) {
     progress = `waiting for ${page.who}'s match`;
-    await page.locator("#status", { hasText: "against" }).waitFor();
+    await page
+      .locator("#status", { hasText: "against" })
+      .waitFor()
+      .catch(async (e) => {
+        const seen = await Promise.all(players.map(async (p) => `${p.who}: ${await p.textContent("#status")}`));
+        throw new Error(`${e.message}\nstatus lines: ${seen.join(" | ")}`);
+      });
   }
+  expect("no errors in the browser console", consoleErrors.length === 0, consoleErrors.join("; "));
   await done({ status: await players[0].textContent("#status") });
 }
 
@@ -382,6 +393,7 @@ async function dashboardPage() {
   await page.fill("#text", "hello");
   await page.click("#notice button");
   await page.locator("#notice-result", { hasText: "refused: forbidden" }).waitFor();
+  expect("no errors in the browser console", consoleErrors.length === 0, consoleErrors.join("; "));
   await done({ sensors: await page.locator("#sensors tr").count() });
 }
 
