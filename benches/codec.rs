@@ -9,10 +9,10 @@
 //! the `String`s the parsers return), so the numbers add up to the server's per-message CPU
 //! floor. Run on a quiet core (`taskset -c 1 cargo bench --bench codec`) for stable numbers.
 
-use sioloop::engineio::packet::{Message, Packet as EioPacket, decode_payload};
-use sioloop::server::SharedMessages;
-use sioloop::socketio::{Assembler, Limits, Packet};
-use sioloop::ws::{self, FrameKind, FrameReader, WsEvent};
+use sioloop::engine::SharedMessages;
+use sioloop::protocol::engineio::packet::{Message, Packet as EioPacket, decode_payload};
+use sioloop::protocol::socketio::{Assembler, Limits, Packet};
+use sioloop::protocol::ws::{self, FrameKind, FrameReader, WsEvent};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 

@@ -16,8 +16,7 @@
 //! cargo run --release --example backpressure -- --port 3000
 //! ```
 
-use sioloop::server::Config;
-use sioloop::sio::Server;
+use sioloop::{Config, Server};
 use std::io::Write;
 use std::time::Duration;
 

@@ -21,8 +21,7 @@
 
 use serde_bytes::ByteBuf;
 use serde_json::Value;
-use sioloop::server::Config;
-use sioloop::sio::Server;
+use sioloop::{Config, Server};
 use std::io::Write;
 use std::time::Duration;
 

@@ -33,8 +33,7 @@
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sioloop::server::Config;
-use sioloop::sio::{ConnectError, Handle, Server};
+use sioloop::{Config, ConnectError, Handle, Server};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -7,8 +7,8 @@
 //!
 //! `--metrics /metrics` serves the counters as Prometheus text.
 
-use sioloop::http::Response;
-use sioloop::server::{Config, EngineServer};
+use sioloop::engine::{Config, EngineServer};
+use sioloop::protocol::http::Response;
 use std::io::Write;
 use std::time::Duration;
 

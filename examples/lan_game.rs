@@ -32,8 +32,7 @@
 
 use serde::Serialize;
 use serde_json::{Value, json};
-use sioloop::server::Config;
-use sioloop::sio::{RateLimit, RateLimitAction, Server, ServerCx};
+use sioloop::{Config, RateLimit, RateLimitAction, Server, ServerCx};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Write;
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-//! A Socket.IO server exercising the `sio` API, for the interop tests in
+//! A Socket.IO server exercising the API of `sioloop::Server`, for the interop tests in
 //! `tests/socketio_client.rs` (driven by the official `socket.io-client` under node).
 //!
 //! Clients connect to `http://127.0.0.1:PORT/socket.io/` with `auth: {token: "secret", user}`.
@@ -40,8 +40,7 @@ use serde::{Deserialize, Serialize};
 const LOG_CAPACITY: usize = 1000;
 use serde_bytes::ByteBuf;
 use serde_json::{Value, json};
-use sioloop::server::Config;
-use sioloop::sio::{AckError, Args, ConnectError, Event, Namespace, Server, SocketCx};
+use sioloop::{AckError, Args, Config, ConnectError, Event, Namespace, Server, SocketCx};
 use std::io::Write;
 use std::time::Duration;
 

@@ -4,11 +4,10 @@
 //!
 //! # A Socket.IO server
 //!
-//! [`sio::Server`] owns the application's state and lends it to every handler:
+//! [`Server`] owns the application's state and lends it to every handler:
 //!
 //! ```no_run
-//! use sioloop::server::Config;
-//! use sioloop::sio::{ConnectError, Server};
+//! use sioloop::{Config, ConnectError, Server};
 //! use std::time::Duration;
 //!
 //! #[derive(Default)]
@@ -39,22 +38,25 @@
 //!
 //! # Where to start
 //!
-//! - [`sio::Server`]: bind, settings and limits, namespaces ([`sio::Server::of`],
-//!   [`sio::Server::dynamic`]), loop timers ([`sio::Server::every`]), [`sio::Server::run`].
-//! - [`sio::Namespace`]: what an application registers: middleware, `on_connect`, typed
-//!   events ([`sio::Namespace::on`]), `on_disconnect`.
-//! - [`sio::SocketCx`] and [`sio::ServerCx`]: what a handler gets: the state, emits, acks,
-//!   rooms, and the [`sio::Emitter`] that every emit and broadcast goes through.
-//! - [`server::Config`]: the path, heartbeat, transports, CORS, the limits on what a client
-//!   can make the server hold, and the Prometheus page ([`server::Config::metrics_path`]).
-//! - [`sio::Handle`]: reach the loop from other threads (`Send + Clone`).
-//! - [`sio::Server::in_memory`]: the same server on an in-memory network with a fake clock
-//!   ([`server::MemoryNet`]), to test handlers without sockets.
+//! The Socket.IO server is at the crate root:
+//!
+//! - [`Server`]: bind, settings and limits, namespaces ([`Server::of`],
+//!   [`Server::dynamic`]), loop timers ([`Server::every`]), [`Server::run`].
+//! - [`Namespace`]: what an application registers: middleware, `on_connect`, typed
+//!   events ([`Namespace::on`]), `on_disconnect`.
+//! - [`SocketCx`] and [`ServerCx`]: what a handler gets: the state, emits, acks,
+//!   rooms, and the [`Emitter`] that every emit and broadcast goes through.
+//! - [`Config`]: the path, heartbeat, transports, CORS, the limits on what a client
+//!   can make the server hold, and the Prometheus page ([`Config::metrics_path`]).
+//! - [`Handle`]: reach the loop from other threads (`Send + Clone`).
+//! - [`Server::in_memory`]: the same server on an in-memory network with a fake clock
+//!   ([`engine::MemoryNet`]), to test handlers without sockets.
 //! - The examples in the package's `examples/` (`chat`, `lan_game`, `dashboard`, ...):
 //!   `cargo run --release --example chat`.
 //!
-//! Under the Socket.IO layer: [`server::Engine`] with its [`server::EngineHandler`] trait,
-//! and [`server::EngineServer`] for a raw Engine.IO server (below).
+//! Under it, [`engine`] is the Engine.IO server: [`engine::Engine`] with its
+//! [`engine::EngineHandler`] trait, and [`engine::EngineServer`] for a raw Engine.IO server
+//! (below). [`protocol`] has the codecs and state machines both are made of.
 //!
 //! # Cargo features
 //!
@@ -99,14 +101,14 @@
 //!           ─► per-connection write queues ─► one vectored write per connection per tick
 //! ```
 //!
-//! Everything left of the handler is sans-IO ([`engineio`], [`http`], [`ws`], [`socketio`]):
-//! plain state machines fed bytes and time. Only [`server`] touches mio, sockets and the
-//! clock; [`sio`] is the Socket.IO server on it.
+//! Everything left of the handler is sans-IO ([`protocol`]: `http`, `ws`, `engineio`,
+//! `socketio`): plain state machines fed bytes and time. Only [`engine`] touches mio, sockets
+//! and the clock; the Socket.IO server at the crate root runs on it.
 //!
 //! # An Engine.IO echo server
 //!
 //! ```no_run
-//! use sioloop::server::{EngineServer, Config};
+//! use sioloop::engine::{Config, EngineServer};
 //!
 //! let mut server = EngineServer::bind("127.0.0.1:3000", Config::default().path("/engine.io/"))?;
 //! server.on_message(|cx, msg| { cx.send(msg); });
@@ -120,14 +122,18 @@
 #![warn(missing_debug_implementations)]
 
 mod client_log;
-pub mod engineio;
-pub mod http;
+pub mod engine;
 mod metrics;
+pub mod protocol;
 pub mod rooms;
-pub mod server;
-pub mod sio;
-pub mod socketio;
-pub mod ws;
+mod server;
+
+pub use engine::Config;
+pub use server::{
+    Ack, AckError, AckResults, AnyListenerId, Args, ConnectCx, ConnectError, DisconnectReason,
+    Emitter, Event, Handle, Namespace, Payload, RateLimit, RateLimitAction, Refuse, Server,
+    ServerCx, SocketCx, SocketInfo, SocketKey, Stats, TimerId,
+};
 
 /// README.md's code blocks, compiled as doctests so the README cannot drift from the API.
 #[cfg(doctest)]

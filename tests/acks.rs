@@ -9,7 +9,7 @@ mod sio;
 
 use raw::*;
 use sio::*;
-use sioloop::sio::Handle;
+use sioloop::Handle;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 

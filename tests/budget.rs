@@ -11,8 +11,8 @@ mod sio;
 
 use raw::*;
 use sio::*;
-use sioloop::server::EngineStats;
-use sioloop::sio::Handle;
+use sioloop::Handle;
+use sioloop::engine::EngineStats;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::mpsc;

@@ -13,7 +13,7 @@ mod sio;
 
 use raw::*;
 use sio::*;
-use sioloop::sio::Stats;
+use sioloop::Stats;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 

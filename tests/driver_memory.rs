@@ -7,8 +7,8 @@
 mod raw;
 
 use raw::{masked_frame, masked_text, server_frames};
-use sioloop::engineio::{CloseReason, Message};
-use sioloop::server::{ClientId, Config, Engine, EngineHandler, MemoryNet, SessionId};
+use sioloop::engine::{ClientId, Config, Engine, EngineHandler, MemoryNet, SessionId};
+use sioloop::protocol::engineio::{CloseReason, Message};
 use std::time::Duration;
 
 /// Echoes every message (a text starting with `all` goes to every session instead), and

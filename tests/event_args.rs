@@ -13,9 +13,9 @@ mod raw;
 use raw::{masked_frame, masked_text};
 use serde_bytes::ByteBuf;
 use serde_json::{Value, json};
-use sioloop::server::{ClientId, Config, MemoryNet};
-use sioloop::sio::{Args, Server};
-use sioloop::socketio::Payload;
+use sioloop::engine::{ClientId, Config, MemoryNet};
+use sioloop::protocol::socketio::Payload;
+use sioloop::{Args, Server};
 use std::net::SocketAddr;
 use std::time::Duration;
 

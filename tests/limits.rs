@@ -8,9 +8,9 @@ mod sio;
 
 use raw::*;
 use sio::*;
-use sioloop::engineio::CloseReason;
-use sioloop::server::EngineStats;
-use sioloop::sio::{Handle, RateLimit, RateLimitAction, Server, Stats};
+use sioloop::engine::EngineStats;
+use sioloop::protocol::engineio::CloseReason;
+use sioloop::{Handle, RateLimit, RateLimitAction, Server, Stats};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::mpsc;

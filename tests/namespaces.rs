@@ -9,7 +9,7 @@ mod sio;
 
 use raw::*;
 use sio::*;
-use sioloop::sio::{ConnectError, Handle, Server, Stats};
+use sioloop::{ConnectError, Handle, Server, Stats};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 

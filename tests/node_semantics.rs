@@ -12,7 +12,7 @@ mod sio;
 
 use raw::*;
 use sio::*;
-use sioloop::sio::{AnyListenerId, ServerCx};
+use sioloop::{AnyListenerId, ServerCx};
 use std::time::Duration;
 
 /// Asks the server for an ack with id `id` and returns the next frame: the ack, if nothing
@@ -23,7 +23,7 @@ fn next_after_ping(ws: &mut Ws, id: u32) -> String {
 }
 
 /// Handlers every server here has: `ping` answers `pong`.
-fn with_ping(server: &mut sioloop::sio::Server<State>) -> &mut sioloop::sio::Namespace<State> {
+fn with_ping(server: &mut sioloop::Server<State>) -> &mut sioloop::Namespace<State> {
     server.of("/").on::<()>("ping", |cx, (), ack| {
         if let Some(ack) = ack {
             cx.ack(ack, "pong");

@@ -122,9 +122,9 @@ fn signal_self(signal: &str) {
 
 /// Runs an Engine.IO server with `config` until a `ShutdownHandle` stops it.
 #[cfg(unix)]
-fn run_and_stop(config: sioloop::server::Config) {
+fn run_and_stop(config: sioloop::engine::Config) {
     let mut server =
-        sioloop::server::EngineServer::bind("127.0.0.1:0", config).expect("bind the server");
+        sioloop::engine::EngineServer::bind("127.0.0.1:0", config).expect("bind the server");
     let stop = server.shutdown_handle();
     let stopper = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(100));
@@ -141,7 +141,7 @@ fn signals_child() {
     let Ok(role) = std::env::var(CHILD_ROLE) else {
         return;
     };
-    let config = sioloop::server::Config::default();
+    let config = sioloop::engine::Config::default();
     match role.as_str() {
         "sigterm after run" | "sigint after run" => {
             run_and_stop(config);
@@ -159,7 +159,7 @@ fn signals_child() {
         }
         "sigterm during run, signals off" => {
             let config = config.path("/engine.io/").shutdown_on_signals(false);
-            let mut server = sioloop::server::EngineServer::bind("127.0.0.1:0", config)
+            let mut server = sioloop::engine::EngineServer::bind("127.0.0.1:0", config)
                 .expect("bind the server");
             let addr = server.local_addr();
             std::thread::spawn(move || {

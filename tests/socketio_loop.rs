@@ -9,7 +9,7 @@ mod sio;
 
 use raw::*;
 use sio::*;
-use sioloop::sio::{Refuse, Server};
+use sioloop::{Refuse, Server};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -436,7 +436,7 @@ fn connect_timeout_and_disconnect_with_connection() {
 
 #[test]
 fn middleware_joins_and_acks_answered_after_the_handler() {
-    use sioloop::sio::Ack;
+    use sioloop::Ack;
     let (handle, addr, thread) = start_with(config(), |server| {
         server
             .of("/")

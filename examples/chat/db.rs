@@ -3,7 +3,7 @@
 //! [`Handle`], whose commands run on the loop thread.
 
 use serde::Serialize;
-use sioloop::sio::Handle;
+use sioloop::Handle;
 use std::path::Path;
 use std::sync::mpsc;
 use std::thread;

@@ -3,7 +3,7 @@
 //! `/vendor/socket.io.min.js` (a LAN without internet access; the tests pass the copy npm
 //! installed). Each page says so plainly when the client script could not load.
 
-use sioloop::http::{Request, Response};
+use sioloop::protocol::http::{Request, Response};
 use std::path::Path;
 
 /// The client a page loads without `--client-js`; the hash is the one the Socket.IO docs

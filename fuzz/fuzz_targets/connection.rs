@@ -1,5 +1,6 @@
 //! One whole client connection through the sans-IO parse stack, the way the server driver
-//! (`server::Engine::process_http`/`process_ws`, `sio::Io::on_message`) runs it:
+//! (`src/engine`'s HTTP routing and WebSocket code, the Socket.IO server's `Io::on_message`)
+//! runs it:
 //! - HTTP request heads (`http::parse_head`) with `Content-Length` bodies, several requests
 //!   per stream (keep-alive), an oversized body refused from its head, the rest of the stream
 //!   ignored after a request that does not keep the connection alive or an error;
@@ -28,11 +29,11 @@ mod split;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use sioloop::engineio::handshake::{EngineQuery, RequestError, TransportKind};
-use sioloop::engineio::packet::{self as eio, Message, decode_payload};
-use sioloop::http::{HeadLimits, HttpError, Parsed, Request, parse_head};
-use sioloop::socketio::{Assembler, Complete, DecodeError, Limits};
-use sioloop::ws::{FrameReader, HandshakeError, WsError, WsEvent, accept_upgrade};
+use sioloop::protocol::engineio::handshake::{EngineQuery, RequestError, TransportKind};
+use sioloop::protocol::engineio::packet::{self as eio, Message, decode_payload};
+use sioloop::protocol::http::{HeadLimits, HttpError, Parsed, Request, parse_head};
+use sioloop::protocol::socketio::{Assembler, Complete, DecodeError, Limits};
+use sioloop::protocol::ws::{FrameReader, HandshakeError, WsError, WsEvent, accept_upgrade};
 
 /// The Socket.IO server's default Engine.IO path.
 const ENGINE_PATH: &str = "/socket.io/";

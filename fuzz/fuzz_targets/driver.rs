@@ -1,4 +1,4 @@
-//! Whole exchanges of several clients through the real driver: `sio::Server::in_memory`
+//! Whole exchanges of several clients through the real driver: `sioloop::Server::in_memory`
 //! runs the production `Engine` (HTTP routing, polling, upgrade, WebSocket, fair reads, the
 //! memory budget, timers) and the Socket.IO layer (namespaces with middleware, dynamic
 //! children, events, acks both ways, binary attachments, rooms, broadcasts, listeners of
@@ -19,8 +19,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sioloop::server::{ClientId, Config, MemoryNet};
-use sioloop::sio::{ConnectError, Server};
+use sioloop::engine::{ClientId, Config, MemoryNet};
+use sioloop::{ConnectError, Server};
 use std::time::Duration;
 
 /// Engine.IO (and Socket.IO inside message packets) texts a client sends, by index.
@@ -111,7 +111,7 @@ fn new_server(bits: u8) -> (Server<u64>, MemoryNet) {
     if bits & 16 != 0 {
         server.max_dynamic_namespaces(1).max_rooms_per_socket(2);
     }
-    let setup = |nsp: &mut sioloop::sio::Namespace<u64>| {
+    let setup = |nsp: &mut sioloop::Namespace<u64>| {
         nsp.on_connect(|cx| cx.join("all"))
             .on_raw("echo", |cx, event, ack| {
                 if let Some(ack) = ack {

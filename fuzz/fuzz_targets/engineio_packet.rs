@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sioloop::engineio::packet::{
+use sioloop::protocol::engineio::packet::{
     DecodeError, Message, Packet, SEPARATOR, decode_payload, encode_payload,
 };
 

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sioloop::engineio::handshake::{
+use sioloop::protocol::engineio::handshake::{
     EngineQuery, PROTOCOL, RequestError, TransportKind, percent_decode, query_pairs,
 };
 use std::borrow::Cow;

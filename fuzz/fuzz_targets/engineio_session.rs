@@ -14,9 +14,9 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use sioloop::engineio::handshake::TransportKind;
-use sioloop::engineio::packet::{Message, Packet};
-use sioloop::engineio::session::{
+use sioloop::protocol::engineio::handshake::TransportKind;
+use sioloop::protocol::engineio::packet::{Message, Packet};
+use sioloop::protocol::engineio::session::{
     CloseReason, Event, PollError, ProbeReply, Session, SessionConfig,
 };
 use std::time::{Duration, Instant};

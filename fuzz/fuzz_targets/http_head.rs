@@ -6,8 +6,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sioloop::http::{HeadLimits, Parsed, parse_head};
-use sioloop::ws::accept_upgrade;
+use sioloop::protocol::http::{HeadLimits, Parsed, parse_head};
+use sioloop::protocol::ws::accept_upgrade;
 
 /// A whole request, appended to check that bytes after a head change nothing.
 const NEXT_REQUEST: &[u8] = b"GET /engine.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n\r\n";

@@ -15,7 +15,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use sioloop::socketio::{
+use sioloop::protocol::socketio::{
     Assembler, Complete, DecodeError, Limits, Packet, to_json_with_attachments,
 };
 

@@ -8,7 +8,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sioloop::socketio::{DecodeError, Limits, Packet, PacketType, Payload};
+use sioloop::protocol::socketio::{DecodeError, Limits, Packet, PacketType, Payload};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -9,7 +9,7 @@ mod split;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use sioloop::ws::{FrameReader, WsError, WsEvent};
+use sioloop::protocol::ws::{FrameReader, WsError, WsEvent};
 
 #[derive(Arbitrary, Debug)]
 struct Input<'a> {

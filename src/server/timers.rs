@@ -1,291 +1,136 @@
-//! The engine's timers: one heap of deadlines for sessions (heartbeats, upgrade and linger
-//! ends) and connections (request heads, idle keep-alive, lingering closes), with lazy
-//! deletion: a popped entry that is no longer due does nothing.
+//! Everything that waits for a time: ack and ack-group timeouts, the connect timeout, and
+//! the application's `every`/`after` timers, all in `Core::timers` (one heap, lazy
+//! deletion: a popped entry whose subject is gone does nothing).
 
-use super::Engine;
-use super::conn::ConnState;
-use super::handler::SessionId;
-use crate::engineio::session::CloseReason;
-use crate::http::Response;
-use mio::Token;
+use super::core::Core;
+use super::dispatch::Io;
+use super::{AckError, DisconnectReason, ServerCx, SocketKey, TimerId};
+use crate::engine::{Engine, SessionId};
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
+pub(super) type UserTimerFn<S> = Box<dyn FnMut(&mut ServerCx<'_, S>)>;
+
+/// What a deadline in `Core::timers` is for.
 #[derive(Clone, Copy, Debug, Eq, PartialEq, Ord, PartialOrd)]
-pub(super) enum TimerKey {
-    Session(usize, u32),
-    Conn(usize, u32),
+pub(super) enum Timer {
+    Ack(SocketKey, u64),
+    Group(usize, u32),
+    Connect(SessionId),
+    /// A client's binary packet must have all its attachments by now.
+    Attachments(SessionId, u32),
+    User(u64),
 }
 
-impl TimerKey {
-    /// One word: the kind in the top bit, the slab index in the next 31, the generation
-    /// in the low 32 (an index past 2^31 would need two billion open connections).
-    fn pack(self) -> u64 {
-        let (kind, index, generation) = match self {
-            TimerKey::Session(i, g) => (0u64, i, g),
-            TimerKey::Conn(i, g) => (1u64 << 63, i, g),
-        };
-        kind | ((index as u64 & 0x7fff_ffff) << 32) | u64::from(generation)
-    }
+/// An application timer: `every` (with a period) or `after` (without).
+pub(super) struct UserTimer<S> {
+    pub(super) period: Option<Duration>,
+    pub(super) f: UserTimerFn<S>,
+}
 
-    fn unpack(word: u64) -> TimerKey {
-        let index = ((word >> 32) & 0x7fff_ffff) as usize;
-        let generation = word as u32;
-        if word >> 63 == 0 {
-            TimerKey::Session(index, generation)
-        } else {
-            TimerKey::Conn(index, generation)
+impl<S> Core<S> {
+    pub(super) fn add_timer(&mut self, at: Instant, mut timer: UserTimer<S>) -> TimerId {
+        // A zero period would re-arm at `now` forever and starve the loop.
+        timer.period = timer.period.map(|p| p.max(Duration::from_millis(1)));
+        self.next_timer_id += 1;
+        let id = self.next_timer_id;
+        self.new_timers.push((id, timer));
+        self.timers.push(Reverse((at, Timer::User(id))));
+        TimerId(id)
+    }
+}
+
+impl<S: 'static> Io<S> {
+    /// Takes in the timers handlers added and drops those they cancelled.
+    pub(super) fn merge_new_timers(&mut self) {
+        for (id, timer) in self.core.new_timers.drain(..) {
+            self.user_timers.insert(id, timer);
         }
-    }
-}
-
-/// The engine's deadlines, nearest first, with lazy deletion. An entry is two words (the
-/// deadline in nanoseconds since the engine started, the packed key): with tens of
-/// thousands of idle clients the heap holds an entry or two per client, and a pop walks
-/// one path of it per ping; at 16 bytes an entry (not 40 as `(Instant, TimerKey)`) that
-/// walk touches fewer cache lines. It was the largest single cost of an idle client's ping
-/// round (a sixth of the server's CPU at 19 900 clients).
-#[derive(Debug)]
-pub(super) struct TimerHeap {
-    epoch: Instant,
-    heap: BinaryHeap<Reverse<(u64, u64)>>,
-}
-
-impl TimerHeap {
-    /// An empty heap whose deadlines count from `epoch` (none may be earlier).
-    pub(super) fn new(epoch: Instant) -> TimerHeap {
-        TimerHeap {
-            epoch,
-            heap: BinaryHeap::new(),
+        // Draining a set walks its whole table even when it is empty, and this runs after
+        // every handler.
+        if !self.core.cancelled_timers.is_empty() {
+            for id in self.core.cancelled_timers.drain() {
+                self.user_timers.remove(&id);
+            }
         }
     }
 
-    pub(super) fn push(&mut self, at: Instant, key: TimerKey) {
-        let nanos = at.saturating_duration_since(self.epoch).as_nanos();
-        let nanos = u64::try_from(nanos).unwrap_or(u64::MAX);
-        self.heap.push(Reverse((nanos, key.pack())));
-    }
-
-    /// The nearest deadline and its key.
-    pub(super) fn peek(&self) -> Option<(Instant, TimerKey)> {
-        self.heap.peek().map(|Reverse((nanos, key))| {
-            (
-                self.epoch + Duration::from_nanos(*nanos),
-                TimerKey::unpack(*key),
-            )
-        })
-    }
-
-    pub(super) fn pop(&mut self) {
-        self.heap.pop();
-    }
-
-    pub(super) fn len(&self) -> usize {
-        self.heap.len()
-    }
-
-    pub(super) fn capacity(&self) -> usize {
-        self.heap.capacity()
-    }
-
-    pub(super) fn shrink_to(&mut self, capacity: usize) {
-        self.heap.shrink_to(capacity);
-    }
-}
-
-impl Engine {
-    pub(super) fn fire_timers(&mut self) {
-        while let Some((at, key)) = self.timers.peek() {
-            if at > self.now {
+    /// Runs every timer that is due.
+    pub(super) fn fire_timers(&mut self, engine: &mut Engine) {
+        let now = engine.now();
+        while let Some(Reverse((at, timer))) = self.core.timers.peek().copied() {
+            if at > now {
                 break;
             }
-            self.timers.pop();
-            match key {
-                TimerKey::Session(index, generation) => {
-                    let now = self.now;
-                    let Some(slot) = self.slot_mut(SessionId { index, generation }) else {
-                        continue;
-                    };
-                    if slot.timer_at == Some(at) {
-                        slot.timer_at = None;
+            self.core.timers.pop();
+            match timer {
+                Timer::Ack(key, id) => {
+                    if self.core.acks.has_callback(&(key, id)) {
+                        self.finish_ack(engine, (key, id), Err(AckError::Timeout), "");
                     }
-                    slot.session.handle_timeout(now);
-                    self.dirty_sessions.push(index);
                 }
-                TimerKey::Conn(index, generation) => {
-                    let now = self.now;
-                    let Some(conn) = self.conns.get_mut(index) else {
+                Timer::Group(g, generation) => {
+                    if self
+                        .core
+                        .groups
+                        .get(g)
+                        .is_some_and(|gr| gr.generation == generation)
+                    {
+                        self.finish_group(engine, g, true);
+                        self.after_handler(engine);
+                    }
+                }
+                Timer::Connect(session) => {
+                    if self
+                        .core
+                        .clients
+                        .get(&session)
+                        .is_some_and(|c| !c.connected)
+                    {
+                        self.end_client(
+                            engine,
+                            session,
+                            DisconnectReason::ForcedClose,
+                            format_args!("that joined no namespace in time"),
+                        );
+                    }
+                }
+                Timer::Attachments(session, packet) => {
+                    // Lazy deletion: an entry for a packet that completed, or that a later
+                    // packet replaced (with its own deadline), does nothing.
+                    let still_waiting =
+                        self.core.clients.get(&session).is_some_and(|c| {
+                            c.assembler.is_waiting() && c.binary_packets == packet
+                        });
+                    if still_waiting {
+                        self.core.stats.attachments_timed_out += 1;
+                        let what = "the attachments of a binary packet did not arrive in time";
+                        self.parse_error(engine, session, &what);
+                    }
+                }
+                Timer::User(id) => {
+                    let Some(mut timer) = self.user_timers.remove(&id) else {
                         continue;
                     };
-                    if conn.generation != generation || conn.deadline.is_none_or(|t| t > now) {
-                        continue;
-                    }
-                    conn.deadline = None;
-                    let token = Token(index);
-                    let waiting = !conn.close_after_flush;
-                    let partial = !conn.inbuf.is_empty();
-                    match conn.state {
-                        ConnState::Lingering => self.close_conn(token, CloseReason::TransportClose),
-                        // A request head (or its body) that did not arrive in time.
-                        ConnState::Http if waiting && partial => {
-                            conn.inbuf.clear();
-                            let response = Response::new(408, "text/plain", "request timeout");
-                            self.respond(token, &response, None, false);
+                    (timer.f)(&mut ServerCx {
+                        engine,
+                        core: &mut self.core,
+                    });
+                    if let Some(period) = timer.period
+                        && !self.core.cancelled_timers.remove(&id)
+                    {
+                        // Fixed rate: the next tick is due a period after this one was,
+                        // not after it ran, so a tick loop does not drift.
+                        let mut next = at + period;
+                        if next <= now {
+                            next = now + period;
                         }
-                        // An idle keep-alive connection.
-                        ConnState::Http if waiting => {
-                            self.close_conn(token, CloseReason::TransportClose)
-                        }
-                        _ => {}
+                        self.core.timers.push(Reverse((next, Timer::User(id))));
+                        self.user_timers.insert(id, timer);
                     }
+                    self.after_handler(engine);
                 }
             }
         }
-    }
-
-    /// The nearest deadline in the heap that is still a deadline, dropping stale entries
-    /// on the way so the loop does not wake for them. The common one: a ping arms the pong
-    /// deadline (`ping_timeout` later); the pong comes at once and the session's next
-    /// deadline is the next ping, but the pong deadline's entry stays in the heap and would
-    /// wake the loop for nothing, once per ping round per idle client. A stale session
-    /// entry is replaced by one at the session's real deadline, if the heap has none yet.
-    pub(super) fn next_timer(&mut self) -> Option<Instant> {
-        while let Some((at, key)) = self.timers.peek() {
-            let stale = match key {
-                TimerKey::Session(index, generation) => {
-                    match self.slot_mut(SessionId { index, generation }) {
-                        None => true,
-                        Some(slot) => {
-                            let due = slot.session.poll_timeout();
-                            let stale = due.is_none_or(|due| due > at);
-                            if stale {
-                                if slot.timer_at == Some(at) {
-                                    slot.timer_at = None;
-                                }
-                                if let Some(due) = due
-                                    && slot.timer_at.is_none_or(|t| due < t)
-                                {
-                                    slot.timer_at = Some(due);
-                                    self.timers.pop();
-                                    self.timers.push(due, key);
-                                    continue;
-                                }
-                            }
-                            stale
-                        }
-                    }
-                }
-                // A connection's deadline acts only while it reads requests or lingers
-                // (`fire_timers`): the head deadline of a connection that became a
-                // WebSocket or a held GET is stale too.
-                TimerKey::Conn(index, generation) => self.conns.get(index).is_none_or(|c| {
-                    c.generation != generation
-                        || c.deadline.is_none_or(|t| t > at)
-                        || !matches!(c.state, ConnState::Http | ConnState::Lingering)
-                }),
-            };
-            if !stale {
-                return Some(at);
-            }
-            self.timers.pop();
-        }
-        None
-    }
-
-    /// A connection back to waiting for a request gets `head_timeout` for it.
-    pub(super) fn arm_idle_deadline(&mut self, token: Token) {
-        let Some(conn) = self.conns.get_mut(token.0) else {
-            return;
-        };
-        if !matches!(conn.state, ConnState::Http) || conn.close_after_flush {
-            return;
-        }
-        let at = self.now + self.config.head_timeout;
-        conn.deadline = Some(at);
-        self.timers
-            .push(at, TimerKey::Conn(token.0, conn.generation));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::server::{Config, Engine, EngineHandler};
-    use std::time::Duration;
-
-    struct Quiet;
-    impl EngineHandler for Quiet {}
-
-    #[test]
-    fn the_heap_gives_back_deadlines_and_keys_exactly_nearest_first() {
-        use super::{TimerHeap, TimerKey};
-        use std::time::Instant;
-        let epoch = Instant::now();
-        let mut heap = TimerHeap::new(epoch);
-        let keys = [
-            (
-                epoch + Duration::from_nanos(1_500_000_001),
-                TimerKey::Conn(7, u32::MAX),
-            ),
-            (
-                epoch + Duration::from_secs(25),
-                TimerKey::Session(0x7fff_ffff, 3),
-            ),
-            (epoch, TimerKey::Session(0, 0)),
-        ];
-        for (at, key) in keys {
-            heap.push(at, key);
-        }
-        let mut out = Vec::new();
-        while let Some(entry) = heap.peek() {
-            out.push(entry);
-            heap.pop();
-        }
-        assert_eq!(out, [keys[2], keys[0], keys[1]]);
-    }
-
-    #[test]
-    fn after_a_pong_the_loop_sleeps_until_the_next_ping() {
-        let (interval, timeout) = (Duration::from_secs(25), Duration::from_secs(20));
-        let config = Config::default()
-            .ping_interval(interval)
-            .ping_timeout(timeout);
-        let (mut engine, net) = Engine::in_memory(config);
-        let client = net.connect();
-        net.send(
-            client,
-            b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n\
-              Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
-              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-        );
-        // Accepted, then the upgrade read and answered with the open packet.
-        for _ in 0..2 {
-            assert!(engine.turn(&mut Quiet).expect("turn"));
-        }
-        assert!(
-            String::from_utf8_lossy(&net.take_output(client)).contains("\"sid\""),
-            "the open packet"
-        );
-        let opened = engine.now;
-        let first_ping = opened + interval;
-        assert_eq!(engine.next_timer(), Some(first_ping));
-
-        net.advance(interval);
-        assert!(engine.turn(&mut Quiet).expect("turn"));
-        assert!(
-            net.take_output(client).ends_with(&[0x81, 1, b'2']),
-            "a ping"
-        );
-        assert_eq!(
-            engine.next_timer(),
-            Some(first_ping + timeout),
-            "the pong deadline"
-        );
-
-        // The pong (a masked text frame "3", mask 0): the next wake-up is the next ping, not
-        // the pong deadline still in the heap.
-        net.send(client, &[0x81, 0x81, 0, 0, 0, 0, b'3']);
-        assert!(engine.turn(&mut Quiet).expect("turn"));
-        assert_eq!(engine.next_timer(), Some(first_ping + interval));
     }
 }

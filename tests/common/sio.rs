@@ -3,8 +3,8 @@
 #![allow(dead_code)]
 
 use crate::raw::*;
-use sioloop::server::Config;
-use sioloop::sio::{Handle, Server};
+use sioloop::engine::Config;
+use sioloop::{Handle, Server};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
