@@ -125,9 +125,13 @@ def main():
         fail("README.md's [dependencies] block has no sioloop line")
 
     rust = [b for info, b in blocks if is_rust(info)]
-    sio = [i for i, b in enumerate(rust) if "sioloop::sio" in "\n".join(b)]
+    sio = [
+        i
+        for i, b in enumerate(rust)
+        if "Server::bind" in "\n".join(b) and "EngineServer" not in "\n".join(b)
+    ]
     if not sio:
-        fail("README.md has no Rust block using sioloop::sio (the Socket.IO server)")
+        fail("README.md has no Rust block binding a sioloop::Server (the Socket.IO server)")
 
     if CRATE.exists():
         shutil.rmtree(CRATE)
