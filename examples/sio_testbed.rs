@@ -30,6 +30,12 @@
 //! a socket that goes tells `room` `leaving` `{id, rooms}` while it still has its rooms and
 //! `left` `{id, rooms}` once it has left them.
 //!
+//! `/recovery` is for connection state recovery, on with `--recovery-ms MS` (the kept
+//! sessions' lifetime): its middleware numbers each run and stores the number as the
+//! socket's data; on connect a socket that is not recovered joins `ticking`, and every
+//! socket gets `hello` `{id, recovered}`; the room `ticking` gets `tick` `n` every 10 ms;
+//! `whoami` acks `{id, recovered, rooms, visit, middleware_runs}`.
+//!
 //! ```text
 //! cargo run --example sio_testbed -- --port 3000 [--ping-interval MS --ping-timeout MS]
 //! ```
@@ -40,7 +46,9 @@ use serde::{Deserialize, Serialize};
 const LOG_CAPACITY: usize = 1000;
 use serde_bytes::ByteBuf;
 use serde_json::{Value, json};
-use sioloop::{AckError, Args, Config, ConnectError, Event, Namespace, Server, SocketCx};
+use sioloop::{
+    AckError, Args, Config, ConnectError, Event, Namespace, RecoveryConfig, Server, SocketCx,
+};
 use std::io::Write;
 use std::time::Duration;
 
@@ -49,7 +57,13 @@ use std::time::Duration;
 struct Testbed {
     /// The most recent disconnects, at most `LOG_CAPACITY`.
     log: Vec<Value>,
+    /// `/recovery`: how many times its middleware ran, and the last tick sent.
+    recovery_middleware_runs: u64,
+    tick: u64,
 }
+
+/// `/recovery`: which run of the middleware let the socket in (its typed data).
+struct Visit(u64);
 
 /// The typed socket data the auth middleware stores.
 struct User(String);
@@ -324,10 +338,41 @@ fn setup_open(ns: &mut Namespace<Testbed>) {
     });
 }
 
+/// `/recovery` (see the module's doc).
+fn setup_recovery(ns: &mut Namespace<Testbed>) {
+    ns.use_middleware(|cx| {
+        cx.state().recovery_middleware_runs += 1;
+        let run = cx.state().recovery_middleware_runs;
+        cx.set_data(Visit(run));
+        Ok(())
+    })
+    .on_connect(|cx| {
+        if !cx.recovered() {
+            cx.join("ticking");
+        }
+        let hello = json!({"id": cx.id(), "recovered": cx.recovered()});
+        cx.emit("hello", &hello);
+    })
+    .on("whoami", |cx, (): (), ack| {
+        let mut rooms = cx.rooms();
+        rooms.sort();
+        let visit = cx.data::<Visit>().map(|v| v.0);
+        let runs = cx.state().recovery_middleware_runs;
+        let me = json!({
+            "id": cx.id(), "recovered": cx.recovered(), "rooms": rooms,
+            "visit": visit, "middleware_runs": runs,
+        });
+        if let Some(ack) = ack {
+            cx.ack(ack, &me);
+        }
+    });
+}
+
 fn main() -> std::io::Result<()> {
     let mut port = 3000u16;
     let mut config = Config::default().cors_any_origin();
     let mut attachments_timeout = None;
+    let mut recovery_ms = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args.next().unwrap_or_default();
@@ -346,13 +391,15 @@ fn main() -> std::io::Result<()> {
             "--head-timeout" => config = config.head_timeout(Duration::from_millis(number())),
             "--max-buffered-bytes" => config = config.max_buffered_bytes(number() as usize),
             "--attachments-timeout" => attachments_timeout = Some(number()),
+            "--recovery-ms" => recovery_ms = Some(number()),
             // Counters as Prometheus text, for the storm test.
             "--metrics" => config = config.metrics_path(&value),
             _ => {
                 eprintln!(
                     "usage: sio_testbed [--port N] [--ping-interval MS] [--ping-timeout MS] \
                      [--max-payload BYTES] [--max-queued-bytes BYTES] [--head-timeout MS] \
-                     [--max-buffered-bytes BYTES] [--attachments-timeout MS] [--metrics PATH]"
+                     [--max-buffered-bytes BYTES] [--attachments-timeout MS] [--metrics PATH] \
+                     [--recovery-ms MS]"
                 );
                 std::process::exit(2)
             }
@@ -366,6 +413,18 @@ fn main() -> std::io::Result<()> {
     setup(server.of("/"));
     setup(server.of("/admin"));
     setup_open(server.of("/open"));
+    setup_recovery(server.of("/recovery"));
+    if let Some(ms) = recovery_ms {
+        server.connection_state_recovery(RecoveryConfig {
+            max_disconnection_duration: Duration::from_millis(ms),
+            ..RecoveryConfig::default()
+        });
+        server.every(Duration::from_millis(10), |cx| {
+            cx.state().tick += 1;
+            let n = cx.state().tick;
+            cx.of("/recovery").to("ticking").emit("tick", &n);
+        });
+    }
     setup(server.dynamic(|name| {
         name.strip_prefix("/game-")
             .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))

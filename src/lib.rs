@@ -131,8 +131,8 @@ mod server;
 pub use engine::Config;
 pub use server::{
     Ack, AckError, AckResults, AnyListenerId, Args, ConnectCx, ConnectError, DisconnectReason,
-    Emitter, Event, Handle, Namespace, Payload, RateLimit, RateLimitAction, Refuse, Server,
-    ServerCx, SocketCx, SocketInfo, SocketKey, Stats, TimerId,
+    Emitter, Event, Handle, Namespace, Payload, RateLimit, RateLimitAction, RecoveryConfig, Refuse,
+    Server, ServerCx, SocketCx, SocketInfo, SocketKey, Stats, TimerId,
 };
 
 /// README.md's code blocks, compiled as doctests so the README cannot drift from the API.

@@ -110,9 +110,14 @@ impl NodeRun {
 
 /// Runs `node socketio_interop.mjs <args>`, killing it after `timeout`.
 fn run_script(args: &[&str], timeout: Duration) -> NodeRun {
+    run_node("socketio_interop.mjs", args, timeout)
+}
+
+/// Runs `node <script> <args>` in `tests/js`, killing it after `timeout`.
+fn run_node(script: &str, args: &[&str], timeout: Duration) -> NodeRun {
     let start = Instant::now();
     let mut child = Command::new("node")
-        .arg("socketio_interop.mjs")
+        .arg(script)
         .args(args)
         .current_dir(js_dir())
         .stdin(Stdio::null())
@@ -419,4 +424,60 @@ fn thousand_clients_each_receive_one_broadcast_once() {
     let n = CLIENTS.to_string();
     let summary = Testbed::start().run("fanout", &[&n], FANOUT_NODE_TIMEOUT);
     assert_eq!(summary["clients"], CLIENTS, "{summary}");
+}
+
+/// Connection state recovery (`tests/js/recovery.mjs`): a client cut off at the TCP level
+/// comes back within the window as the same socket, in the same rooms, with the same data,
+/// and gets every tick it missed exactly once and in order, then new ones; a clean
+/// disconnect, and a return after the window, are new sockets.
+fn recovery(transport: &str) {
+    ensure_node_modules();
+    let window_ms = "3500";
+    // A short heartbeat, so the server sees a dead polling client (one whose held GET was
+    // not on the wire when the cut came) well before it reconnects, 1.5 s later.
+    let mut server = ExampleServer::start(
+        "sio_testbed",
+        &[
+            "--recovery-ms",
+            window_ms,
+            "--ping-interval",
+            "250",
+            "--ping-timeout",
+            "250",
+        ],
+    );
+    let url = format!("http://{}", server.addr);
+    let run = run_node("recovery.mjs", &[transport, &url, window_ms], NODE_TIMEOUT);
+    let report = run.report();
+    assert!(
+        run.timed_out.is_none() && run.status.success() && server.is_running(),
+        "{report}"
+    );
+    let line = run
+        .stdout
+        .lines()
+        .rfind(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON summary line\n{report}"));
+    let summary: Value = serde_json::from_str(line).expect("a JSON summary");
+    assert_eq!(summary["ok"], true, "{report}");
+    assert_socket_id(&summary["id"], &summary);
+    assert_eq!(summary["recoveredId"], summary["id"], "{summary}");
+    assert!(summary["replayed"].as_u64().unwrap_or(0) > 20, "{summary}");
+    assert_ne!(summary["lateId"], summary["cleanId"], "{summary}");
+    println!("recovery {transport}: {line}");
+}
+
+#[test]
+fn recovery_over_websocket() {
+    recovery("websocket");
+}
+
+#[test]
+fn recovery_over_polling() {
+    recovery("polling");
+}
+
+#[test]
+fn recovery_after_the_upgrade() {
+    recovery("upgrade");
 }

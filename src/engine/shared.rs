@@ -40,6 +40,12 @@ impl SharedMessages {
         &self.messages
     }
 
+    /// The messages, without the frames built from them (a broadcast keeps them for
+    /// connection state recovery once every recipient has its copy or its reference).
+    pub(crate) fn into_messages(self) -> Vec<Message> {
+        self.messages
+    }
+
     /// The size of the messages as WebSocket frames.
     pub fn ws_frame_bytes(&mut self) -> usize {
         self.ws_frames().len()

@@ -447,6 +447,19 @@ impl EncodedArgs {
         self.packet(PacketType::Event, nsp, ack_id, data)
     }
 
+    /// An EVENT packet (no ack id) with `offset` appended as its last argument, a JSON
+    /// string: what a client with connection state recovery records as its last offset.
+    pub(crate) fn event_packet_with_offset(&self, nsp: &str, event: &str, offset: &str) -> String {
+        let name = serde_json::to_string(event).unwrap_or_else(|_| "\"\"".into());
+        // Offsets are the server's own hex digits: nothing to escape.
+        let data: &[&str] = if self.items.is_empty() {
+            &["[", &name, ",\"", offset, "\"]"]
+        } else {
+            &["[", &name, ",", &self.items, ",\"", offset, "\"]"]
+        };
+        self.packet(PacketType::Event, nsp, None, data)
+    }
+
     /// The arguments' JSON items, comma-separated, without brackets.
     pub(crate) fn items(&self) -> &str {
         &self.items
@@ -665,6 +678,10 @@ mod tests {
     fn encoded_args_splice_items() {
         let many = EncodedArgs::many(&("a", 1)).expect("encode");
         assert_eq!(many.event_packet("/", "ev", None), r#"2["ev","a",1]"#);
+        assert_eq!(
+            many.event_packet_with_offset("/", "ev", "1f"),
+            r#"2["ev","a",1,"1f"]"#
+        );
         let none = EncodedArgs::many(&()).expect("encode");
         assert_eq!(
             none.event_packet("/chat", "ev", Some(3)),

@@ -37,6 +37,14 @@ impl<S: 'static> Io<S> {
         if let Some(client) = self.core.clients.get_mut(&session) {
             client.sockets.retain(|k| *k != key);
         }
+        // Connection state recovery keeps the rooms it was in when it dropped.
+        let kept_rooms: Option<Vec<String>> = match self.core.socket(key) {
+            Some(e) if e.pid.is_some() && reason.is_recoverable() => self
+                .core
+                .namespace(nsp)
+                .map(|ns| ns.rooms.rooms_of(&key).map(str::to_owned).collect()),
+            _ => None,
+        };
         if let Some(ns) = self.core.namespace_mut(nsp) {
             ns.rooms.leave_all(&key);
             ns.sockets.remove(&key);
@@ -53,11 +61,23 @@ impl<S: 'static> Io<S> {
         if self.core.socket(key).is_none() {
             return;
         }
-        let entry = self.core.sockets.remove(key.index);
+        let mut entry = self.core.sockets.remove(key.index);
         self.core.any_listeners.remove(&key);
         if notify && let Some(ns) = self.core.namespace(nsp) {
             let text = encode_packet(PacketType::Disconnect, &ns.name, None, &[], 0);
             engine.send(session, Message::Text(text));
+        }
+        if let (Some(rooms), Some(pid)) = (kept_rooms, entry.pid.take()) {
+            // Its data as the disconnect handler left it.
+            let data = std::mem::take(&mut entry.data);
+            let name = self.core.namespace(nsp).map(|ns| ns.name.clone());
+            let now = engine.now();
+            if let (Some(log), Some(name)) = (self.core.recovery.as_deref_mut(), name) {
+                let first = entry.first_offset;
+                log.keep(now, pid, entry.id.clone(), key, name, rooms, data, first);
+                self.core.stats.sessions_kept += 1;
+                self.core.schedule_recovery_sweep(now);
+            }
         }
         self.core.remove_if_empty_child(nsp);
         // Pending acks of this socket fail.

@@ -4,6 +4,7 @@
 use super::args::encode_packet;
 use super::core::{Peer, SocketData, SocketEntry, SocketKey};
 use super::dispatch::Io;
+use super::recovery::{KeptSession, NotRecovered};
 use super::{ConnectCx, ConnectError, ServerCx, SocketCx};
 use crate::client_log::Clipped;
 use crate::engine::{Engine, SessionId};
@@ -68,9 +69,24 @@ impl<S: 'static> Io<S> {
                 return refuse_connect(engine, session, nsp_name, &error);
             }
         };
-        let mut data = SocketData::default();
-        let mut rooms: Vec<String> = Vec::new();
-        for mw in self.handlers[handlers].middleware.iter_mut() {
+        // Connection state recovery: a dropped socket coming back with its pid.
+        let restored = self.restore(engine, session, nsp_name, auth.as_deref());
+        let skip_middlewares = restored.is_some()
+            && self
+                .core
+                .recovery
+                .as_deref()
+                .is_some_and(|log| log.config.skip_middlewares);
+        let (mut data, mut rooms, missed, kept_id, mut pid) = match restored {
+            Some((kept, missed, pid)) => (kept.data, kept.rooms, missed, Some(kept.id), Some(pid)),
+            None => (SocketData::default(), Vec::new(), Vec::new(), None, None),
+        };
+        let middlewares: &mut [_] = if skip_middlewares {
+            &mut []
+        } else {
+            &mut self.handlers[handlers].middleware
+        };
+        for mw in middlewares.iter_mut() {
             let mut cx = ConnectCx {
                 server: ServerCx {
                     engine,
@@ -110,7 +126,12 @@ impl<S: 'static> Io<S> {
                 self.core.add_namespace(nsp_name.to_owned(), handlers, true)
             }
         };
+        let recovered = kept_id.is_some();
         let id = loop {
+            if let Some(id) = kept_id {
+                // `restore` checked that no socket of the namespace has it.
+                break id.to_string();
+            }
             let Some(id) = random_id(engine) else {
                 engine.close(session);
                 return;
@@ -131,6 +152,23 @@ impl<S: 'static> Io<S> {
         self.core.generation = self.core.generation.wrapping_add(1);
         let generation = self.core.generation;
         let id: Arc<str> = Arc::from(id);
+        let first_offset = match self.core.recovery.as_deref() {
+            Some(log) => {
+                if pid.is_none() {
+                    let Some(new_pid) = random_id(engine) else {
+                        engine.close(session);
+                        return;
+                    };
+                    pid = Some(new_pid.into());
+                }
+                log.next_offset()
+            }
+            None => 0,
+        };
+        let connect_data = match &pid {
+            Some(pid) => serde_json::json!({ "sid": &*id, "pid": &**pid }).to_string(),
+            None => serde_json::json!({ "sid": &*id }).to_string(),
+        };
         let index = self.core.sockets.insert(SocketEntry {
             generation,
             id: id.clone(),
@@ -141,6 +179,9 @@ impl<S: 'static> Io<S> {
             next_ack_id: 0,
             bucket: None,
             invalid_events: 0,
+            pid,
+            first_offset,
+            recovered,
         });
         let key = SocketKey { index, generation };
         if let Some(ns) = self.core.namespace_mut(nsp) {
@@ -158,13 +199,71 @@ impl<S: 'static> Io<S> {
             client.sockets.push(key);
             client.connected = true;
         }
-        let sid = serde_json::json!({ "sid": &*id }).to_string();
-        let text = encode_packet(PacketType::Connect, nsp_name, None, &[&sid], 0);
+        // A recovered socket's missed events go first, as from the reference server: the
+        // client holds events that come before the CONNECT answer and delivers them right
+        // after its `connect`, in order, before anything new.
+        if !missed.is_empty() {
+            for message in missed {
+                engine.send(session, message);
+            }
+        }
+        if recovered {
+            self.core.stats.sessions_recovered += 1;
+        }
+        let text = encode_packet(PacketType::Connect, nsp_name, None, &[&connect_data], 0);
         engine.send(session, Message::Text(text));
         if let Some(f) = self.handlers[handlers].on_connect.as_mut() {
             f(&mut SocketCx::new(engine, &mut self.core, key));
         }
         self.after_handler(engine);
+    }
+}
+
+impl<S: 'static> Io<S> {
+    /// The kept session a CONNECT asks for with `auth.pid` (and `auth.offset`), with the
+    /// events it missed and its pid, if it can be recovered; `None` (a new socket) if
+    /// recovery is off, the client sent no pid, or the session cannot be recovered
+    /// (counted).
+    fn restore(
+        &mut self,
+        engine: &mut Engine,
+        session: SessionId,
+        nsp_name: &str,
+        auth: Option<&RawValue>,
+    ) -> Option<(KeptSession, Vec<Message>, Box<str>)> {
+        let log = self.core.recovery.as_deref_mut()?;
+        // The fields a returning client adds to its auth: `{pid, offset, ...}` (strings).
+        let fields: serde_json::Value = serde_json::from_str(auth?.get()).ok()?;
+        let pid = fields.get("pid")?.as_str()?;
+        let offset = fields.get("offset").and_then(|o| o.as_str());
+        let outcome = log.take(pid, nsp_name, offset);
+        // The id must still be free in its namespace (a new socket cannot have drawn it
+        // but by a 120-bit coincidence; checked all the same).
+        let outcome = outcome.and_then(|(kept, missed)| {
+            let taken = self
+                .core
+                .namespace_named(nsp_name)
+                .is_some_and(|ns| ns.rooms.members(&kept.id).next().is_some());
+            if taken {
+                Err(NotRecovered::UnknownSession)
+            } else {
+                Ok((kept, missed))
+            }
+        });
+        match outcome {
+            Ok((kept, missed)) => Some((kept, missed, pid.into())),
+            Err(why) => {
+                self.core.stats.recoveries_refused += 1;
+                if engine.may_log_client(session, log::Level::Debug) {
+                    log::debug!(
+                        "sioloop: a new socket in {} for {} instead of a recovered one: {why:?}",
+                        Clipped(nsp_name),
+                        Peer::of(engine, session)
+                    );
+                }
+                None
+            }
+        }
     }
 }
 

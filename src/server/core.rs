@@ -5,6 +5,7 @@
 use super::acks::{AckGroup, PendingAcks};
 use super::args::EncodedArgs;
 use super::config::{Bucket, RoomValidator, SioConfig};
+use super::recovery::{Recipients, RecoveryLog};
 use super::timers::{Timer, UserTimer};
 use super::{DisconnectReason, Event, ServerCx, SocketCx, Stats};
 use crate::client_log::Clipped;
@@ -83,6 +84,12 @@ pub(super) struct SocketEntry {
     pub(super) bucket: Option<Bucket>,
     /// Events with arguments that did not fit their handler's type (for the log's rate).
     pub(super) invalid_events: u32,
+    /// The private session id of connection state recovery (`None` when it is off).
+    pub(super) pid: Option<Box<str>>,
+    /// The recovery log's next offset when the socket was made (0 when recovery is off).
+    pub(super) first_offset: u64,
+    /// Whether this socket is a dropped one come back (connection state recovery).
+    pub(super) recovered: bool,
 }
 
 /// A socket's data: one value of each type, keyed by its `TypeId`. Most sockets hold one
@@ -209,6 +216,8 @@ pub(crate) struct Core<S> {
     /// most sockets have none, and then cost nothing here.
     pub(super) any_listeners: HashMap<SocketKey, AnyListeners<S>>,
     pub(super) next_listener_id: u64,
+    /// Connection state recovery, when the application turned it on.
+    pub(super) recovery: Option<Box<RecoveryLog>>,
 }
 
 impl<S> Core<S> {
@@ -387,6 +396,38 @@ impl<S> Core<S> {
             .is_some_and(|ns| ns.rooms.join(key, room))
     }
 
+    /// Logs an emit for connection state recovery and makes sure a sweep will expire it.
+    pub(super) fn record_for_recovery(
+        &mut self,
+        now: Instant,
+        offset: u64,
+        nsp: String,
+        to: Recipients,
+        messages: Vec<Message>,
+    ) {
+        if let Some(log) = self.recovery.as_deref_mut() {
+            self.stats.recovery_log_evicted += log.record(now, offset, nsp, to, messages);
+            self.schedule_recovery_sweep(now);
+        }
+    }
+
+    /// Schedules the sweep of expired recovery state, if one is due and none is scheduled.
+    /// A sweep runs at most once a second: entries may outlive their time by that much,
+    /// and a busy log does not fire a timer every turn.
+    pub(super) fn schedule_recovery_sweep(&mut self, now: Instant) {
+        let Some(log) = self.recovery.as_deref_mut() else {
+            return;
+        };
+        if log.sweep_at.is_some() {
+            return;
+        }
+        if let Some(at) = log.next_expiry() {
+            let at = at.max(now + std::time::Duration::from_secs(1));
+            log.sweep_at = Some(at);
+            self.timers.push(Reverse((at, Timer::Recovery)));
+        }
+    }
+
     pub(super) fn next_ack_id(&mut self, key: SocketKey) -> Option<u64> {
         let entry = self.socket_mut(key)?;
         let id = entry.next_ack_id;
@@ -413,18 +454,32 @@ impl fmt::Display for Peer {
     }
 }
 
-/// Emitting an event to a set of sockets, encoded once.
+/// Emitting an event to a set of sockets, encoded once. `to` is who the emit was for, as
+/// connection state recovery logs it (with recovery on, every emit that is not volatile
+/// carries an offset and is logged).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn broadcast<S>(
     core: &mut Core<S>,
     engine: &mut Engine,
     targets: &[SocketKey],
-    nsp: &str,
+    nsp: String,
     event: &str,
     args: &EncodedArgs,
     volatile: bool,
+    to: Recipients,
 ) -> usize {
+    let logged = match core.recovery.as_deref_mut() {
+        // An emit that reaches nobody now is logged only if a dropped socket may want it.
+        Some(log) if !volatile && (!targets.is_empty() || log.has_kept_sessions()) => {
+            Some(log.take_offset())
+        }
+        _ => None,
+    };
     // Encoded once and framed once; every recipient gets the same bytes.
-    let text = args.event_packet(nsp, event, None);
+    let text = match &logged {
+        Some((_, offset)) => args.event_packet_with_offset(&nsp, event, offset),
+        None => args.event_packet(&nsp, event, None),
+    };
     let mut messages = Vec::with_capacity(1 + args.attachments().len());
     messages.push(Message::Text(text));
     messages.extend(args.attachments().iter().cloned().map(Message::Binary));
@@ -434,6 +489,10 @@ pub(crate) fn broadcast<S>(
         if core.send_shared_to(engine, *key, &mut shared, volatile) {
             sent += 1;
         }
+    }
+    if let Some((offset, _)) = logged {
+        let now = engine.now();
+        core.record_for_recovery(now, offset, nsp, to, shared.into_messages());
     }
     sent
 }

@@ -6,6 +6,7 @@ use super::core::{
     AnyListener, Command, Core, NspKey, Peer, SocketData, SocketEntry, broadcast, notify_any,
 };
 use super::namespace::normalize_nsp;
+use super::recovery::Recipients;
 use super::timers::{Timer, UserTimer};
 use super::{Ack, AckError, AckResults, DisconnectReason, Event, SocketKey, Stats};
 use crate::engine::{Engine, EngineStats, Handshake, SessionId, ShutdownHandle, WakeHandle};
@@ -273,6 +274,15 @@ impl<'a, S: 'static> SocketCx<'a, S> {
     /// The socket's id (20 characters, distinct from the Engine.IO sid).
     pub fn id(&self) -> &str {
         self.entry().map_or("", |e| &*e.id)
+    }
+
+    /// Whether this socket is a dropped one come back with its state (connection state
+    /// recovery, [`Server::connection_state_recovery`]): same id, rooms and data, and the
+    /// events it missed already on their way. `socket.recovered` of the reference server.
+    ///
+    /// [`Server::connection_state_recovery`]: super::Server::connection_state_recovery
+    pub fn recovered(&self) -> bool {
+        self.entry().is_some_and(|e| e.recovered)
     }
 
     /// The socket's key, for use from other handlers.
@@ -963,14 +973,25 @@ impl<'c, 'a, S: 'static> Emitter<'c, 'a, S> {
     pub(crate) fn emit_encoded(self, event: &str, args: &EncodedArgs) -> bool {
         let targets = self.targets();
         let nsp = self.nsp_name();
+        // Who it was for, as connection state recovery matches a dropped socket's rooms
+        // against it (moved, not copied: the emitter is done).
+        let to = match self.only {
+            Some(key) => Recipients::Only(key),
+            None => Recipients::Rooms {
+                rooms: self.rooms,
+                except: self.except,
+                except_socket: self.sender.filter(|_| self.except_sender),
+            },
+        };
         broadcast(
             self.cx.core,
             self.cx.engine,
             &targets,
-            &nsp,
+            nsp,
             event,
             args,
             self.volatile,
+            to,
         );
         notify_outgoing(self.cx, &targets, event, args);
         true

@@ -32,6 +32,29 @@ pub enum DisconnectReason {
 }
 
 impl DisconnectReason {
+    /// Whether connection state recovery keeps a socket that left for this reason: the
+    /// connection was lost or closed under it (`transport close`, `transport error`,
+    /// `ping timeout`, `forced close`, `forced server close`, `server shutting down`, the
+    /// reference server's list), not a deliberate disconnect from the namespace, a parse
+    /// error or a slow consumer.
+    ///
+    /// ```
+    /// use sioloop::DisconnectReason;
+    /// assert!(DisconnectReason::PingTimeout.is_recoverable());
+    /// assert!(!DisconnectReason::ClientNamespaceDisconnect.is_recoverable());
+    /// ```
+    pub fn is_recoverable(self) -> bool {
+        matches!(
+            self,
+            DisconnectReason::TransportClose
+                | DisconnectReason::TransportError
+                | DisconnectReason::PingTimeout
+                | DisconnectReason::ForcedClose
+                | DisconnectReason::ForcedServerClose
+                | DisconnectReason::ServerShuttingDown
+        )
+    }
+
     /// The reference server's string.
     pub fn as_str(self) -> &'static str {
         match self {

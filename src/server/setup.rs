@@ -5,6 +5,7 @@ use super::config::{RateLimit, SioConfig};
 use super::core::Core;
 use super::dispatch::Io;
 use super::namespace::{Namespace, normalize_nsp};
+use super::recovery::{RecoveryConfig, RecoveryLog};
 use super::timers::UserTimer;
 use super::{Handle, ServerCx, Stats, TimerId};
 use crate::engine::{Config, Engine, MemoryNet};
@@ -104,6 +105,7 @@ impl<S: 'static> Server<S> {
             dynamic_namespaces: 0,
             any_listeners: HashMap::default(),
             next_listener_id: 0,
+            recovery: None,
         };
         Server {
             engine,
@@ -138,6 +140,38 @@ impl<S: 'static> Server<S> {
     /// as the reference server).
     pub fn connect_timeout(&mut self, timeout: Duration) -> &mut Self {
         self.io.core.config.connect_timeout = timeout;
+        self
+    }
+
+    /// Turns on connection state recovery (`connectionStateRecovery` of the reference
+    /// server): a socket whose connection drops (`transport close`, `ping timeout`, ...;
+    /// see [`DisconnectReason::is_recoverable`]) and that comes back within
+    /// [`RecoveryConfig::max_disconnection_duration`] is the same socket again: same id,
+    /// same rooms, same data, and every event it missed, in order, before anything new;
+    /// [`SocketCx::recovered`] is true in the connect handler. The official clients do
+    /// their part with no option.
+    ///
+    /// With it on, the CONNECT answer carries a private session id (`pid`) and every event
+    /// that is neither volatile nor waiting for an ack carries an offset as its last
+    /// argument (the client's handlers see it, as with the reference server). Events are
+    /// logged once per emit, not per recipient, within
+    /// [`RecoveryConfig::max_buffered_bytes`]. A clean `disconnect()` from either side is
+    /// never recovered. Sockets connected before it was turned on are not recoverable.
+    ///
+    /// ```
+    /// use sioloop::{RecoveryConfig, Server};
+    ///
+    /// let (mut server, _net) = Server::in_memory(Default::default(), ());
+    /// server.connection_state_recovery(RecoveryConfig::default()); // 2 minutes
+    /// ```
+    ///
+    /// [`DisconnectReason::is_recoverable`]: super::DisconnectReason::is_recoverable
+    /// [`SocketCx::recovered`]: super::SocketCx::recovered
+    pub fn connection_state_recovery(&mut self, config: RecoveryConfig) -> &mut Self {
+        match self.io.core.recovery.as_deref_mut() {
+            Some(log) => log.config = config,
+            None => self.io.core.recovery = Some(Box::new(RecoveryLog::new(config))),
+        }
         self
     }
 

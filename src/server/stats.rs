@@ -26,6 +26,18 @@ pub struct Stats {
     /// Clients closed (`parse error`) because a binary packet's attachments did not all
     /// arrive within `Server::attachments_timeout`.
     pub attachments_timed_out: u64,
+    /// Sockets kept after a drop for connection state recovery.
+    pub sessions_kept: u64,
+    /// Sockets recovered: a dropped socket came back with its id, rooms, data and the events
+    /// it missed.
+    pub sessions_recovered: u64,
+    /// Recoveries refused (a new socket instead): an unknown or expired session, an offset
+    /// no longer in the log, or more missed events than `max_missed_packets`.
+    pub recoveries_refused: u64,
+    /// Kept sessions that expired before their client came back.
+    pub recovery_sessions_expired: u64,
+    /// Events evicted from the recovery log before their time, for `max_buffered_bytes`.
+    pub recovery_log_evicted: u64,
 }
 
 impl<S> Core<S> {
@@ -103,5 +115,60 @@ impl<S> Core<S> {
                 ),
             ],
         );
+        if let Some(log) = self.recovery.as_deref() {
+            let (entries, bytes) = log.log_size();
+            metrics::single(
+                out,
+                Kind::Gauge,
+                &[
+                    (
+                        "sioloop_recovery_kept_sessions",
+                        "Dropped sockets kept for connection state recovery.",
+                        log.kept_sessions() as u64,
+                    ),
+                    (
+                        "sioloop_recovery_log_events",
+                        "Events in the connection state recovery log.",
+                        entries as u64,
+                    ),
+                    (
+                        "sioloop_recovery_log_bytes",
+                        "Bytes held by the connection state recovery log.",
+                        bytes as u64,
+                    ),
+                ],
+            );
+            metrics::single(
+                out,
+                Kind::Counter,
+                &[
+                    (
+                        "sioloop_recovery_sessions_kept_total",
+                        "Sockets kept after a drop for connection state recovery.",
+                        s.sessions_kept,
+                    ),
+                    (
+                        "sioloop_recovery_sessions_recovered_total",
+                        "Dropped sockets that came back with their state.",
+                        s.sessions_recovered,
+                    ),
+                    (
+                        "sioloop_recovery_refused_total",
+                        "Recoveries refused: unknown session, offset gone, too many missed.",
+                        s.recoveries_refused,
+                    ),
+                    (
+                        "sioloop_recovery_sessions_expired_total",
+                        "Kept sessions that expired before their client came back.",
+                        s.recovery_sessions_expired,
+                    ),
+                    (
+                        "sioloop_recovery_log_evicted_total",
+                        "Events evicted from the recovery log for its byte limit.",
+                        s.recovery_log_evicted,
+                    ),
+                ],
+            );
+        }
     }
 }

@@ -20,6 +20,8 @@ pub(super) enum Timer {
     /// A client's binary packet must have all its attachments by now.
     Attachments(SessionId, u32),
     User(u64),
+    /// Connection state recovery's sweep of expired sessions and log entries.
+    Recovery,
 }
 
 /// An application timer: `every` (with a period) or `after` (without).
@@ -107,6 +109,13 @@ impl<S: 'static> Io<S> {
                         let what = "the attachments of a binary packet did not arrive in time";
                         self.parse_error(engine, session, &what);
                     }
+                }
+                Timer::Recovery => {
+                    if let Some(log) = self.core.recovery.as_deref_mut() {
+                        log.sweep_at = None;
+                        self.core.stats.recovery_sessions_expired += log.expire(now);
+                    }
+                    self.core.schedule_recovery_sweep(now);
                 }
                 Timer::User(id) => {
                     let Some(mut timer) = self.user_timers.remove(&id) else {
