@@ -7,109 +7,23 @@
 
 #[path = "common/log_capture.rs"]
 mod log_capture;
+#[path = "common/memory.rs"]
+mod memory;
 #[path = "common/raw.rs"]
 mod raw;
 
+use memory::{Frame, texts};
 use raw::{masked_frame, masked_text};
 use serde_bytes::ByteBuf;
 use serde_json::{Value, json};
-use sioloop::engine::{ClientId, Config, MemoryNet};
+use sioloop::Args;
+use sioloop::engine::Config;
 use sioloop::protocol::socketio::Payload;
-use sioloop::{Args, Server};
-use std::net::SocketAddr;
 use std::time::Duration;
-
-/// A frame the server sent: text or binary.
-#[derive(Debug, PartialEq)]
-enum Frame {
-    Text(String),
-    Binary(Vec<u8>),
-}
-
-/// Server frames in `out`, text or binary.
-fn frames(out: &[u8]) -> Vec<Frame> {
-    raw::server_frames(out)
-        .into_iter()
-        .map(|(opcode, payload)| match opcode {
-            1 => Frame::Text(String::from_utf8(payload).expect("utf-8")),
-            _ => Frame::Binary(payload),
-        })
-        .collect()
-}
-
-struct Harness {
-    server: Server<()>,
-    net: MemoryNet,
-}
-
-impl Harness {
-    fn new(setup: impl FnOnce(&mut Server<()>)) -> Harness {
-        let (mut server, net) = Server::in_memory(Config::default(), ());
-        setup(&mut server);
-        Harness { server, net }
-    }
-
-    fn turns(&mut self, n: usize) {
-        for _ in 0..n {
-            assert!(self.server.turn().expect("turn"));
-        }
-    }
-
-    /// A WebSocket client from `peer`, connected to `/`.
-    fn client_from(&mut self, peer: SocketAddr) -> ClientId {
-        let client = self.net.connect_from(peer);
-        self.net.send(
-            client,
-            b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n\
-              Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
-              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-        );
-        self.turns(2);
-        let out = self.net.take_output(client);
-        assert!(out.starts_with(b"HTTP/1.1 101"), "upgrade answered");
-        self.net.send(client, &masked_text("40"));
-        self.turns(2);
-        let connected = self.net.take_output(client);
-        assert!(
-            frames(&connected)
-                .iter()
-                .any(|f| matches!(f, Frame::Text(t) if t.starts_with("40{"))),
-            "CONNECT answered"
-        );
-        client
-    }
-
-    fn client(&mut self) -> ClientId {
-        self.client_from("127.0.0.1:40000".parse().expect("address"))
-    }
-
-    /// Sends text packets, then what the server sent back.
-    fn exchange(&mut self, client: ClientId, packets: &[&str]) -> Vec<Frame> {
-        for packet in packets {
-            self.net.send(client, &masked_text(packet));
-        }
-        self.turns(3);
-        self.output(client)
-    }
-
-    fn output(&mut self, client: ClientId) -> Vec<Frame> {
-        frames(&self.net.take_output(client))
-    }
-}
-
-fn texts(frames: &[Frame]) -> Vec<&str> {
-    frames
-        .iter()
-        .filter_map(|f| match f {
-            Frame::Text(t) => Some(t.as_str()),
-            Frame::Binary(_) => None,
-        })
-        .collect()
-}
 
 #[test]
 fn the_handler_type_not_the_argument_count_says_what_a_handler_gets() {
-    let mut h = Harness::new(|server| {
+    let mut h = memory::Harness::new(Config::default(), (), |server| {
         server
             .of("/")
             .on("first", |cx, items: Vec<u32>, ack| {
@@ -179,7 +93,7 @@ fn the_handler_type_not_the_argument_count_says_what_a_handler_gets() {
 
 #[test]
 fn invalid_arguments_answer_the_ack_or_nothing_and_are_counted() {
-    let mut h = Harness::new(|server| {
+    let mut h = memory::Harness::new(Config::default(), (), |server| {
         server
             .of("/")
             .on("count", |_cx, _n: u32, _ack| {
@@ -216,7 +130,7 @@ fn invalid_arguments_answer_the_ack_or_nothing_and_are_counted() {
 
 #[test]
 fn the_on_invalid_hook_answers_in_place_of_the_default() {
-    let mut h = Harness::new(|server| {
+    let mut h = memory::Harness::new(Config::default(), (), |server| {
         server
             .of("/")
             .on("move", |_cx, _xy: (i32, i32), _ack| panic!("never called"))
@@ -243,7 +157,7 @@ fn the_on_invalid_hook_answers_in_place_of_the_default() {
 
 #[test]
 fn a_received_event_is_relayed_under_another_name_with_its_attachments() {
-    let mut h = Harness::new(|server| {
+    let mut h = memory::Harness::new(Config::default(), (), |server| {
         server
             .of("/")
             .on_connect(|cx| cx.join("canvas"))
@@ -297,7 +211,7 @@ fn a_received_event_is_relayed_under_another_name_with_its_attachments() {
 #[test]
 fn invalid_arguments_are_logged_at_warn_a_few_times_per_socket() {
     log_capture::install(log::LevelFilter::Warn);
-    let mut h = Harness::new(|server| {
+    let mut h = memory::Harness::new(Config::default(), (), |server| {
         server.of("/").on("count", |_cx, _n: u32, _ack| {});
     });
     // An address of its own: the other tests of this binary log from 127.0.0.1.

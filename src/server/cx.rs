@@ -215,10 +215,12 @@ impl<'a, S: 'static> ServerCx<'a, S> {
         self.engine.stats().clone()
     }
 
-    /// The Engine.IO counters as Prometheus text (`Config::metrics_path` serves these plus
-    /// the Socket.IO ones).
+    /// Every counter and gauge as Prometheus text, the Engine.IO ones and the Socket.IO
+    /// ones: what `Config::metrics_path` serves.
     pub fn metrics_text(&self) -> String {
-        self.engine.metrics_text()
+        let mut out = self.engine.metrics_text();
+        self.core.write_metrics(&mut out);
+        out
     }
 
     /// A handle for other threads.
