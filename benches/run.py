@@ -51,7 +51,9 @@ FLOOR_BIN = FLOOR_DIR / "target" / "release" / "floor"
 
 # The floor is no Socket.IO server: it only answers the handshake and pings, so it runs the
 # idle-ping scenarios alone, as the least any server must spend per ping.
-SERVERS = ["sioloop", "socketioxide", "node", "floor"]
+# sioloop-recovery: the same server with connection state recovery on (bench_server
+# --recovery), for its cost side by side with it off.
+SERVERS = ["sioloop", "sioloop-recovery", "socketioxide", "node", "floor"]
 FLOOR_SCENARIOS = ("idle-ping",)
 # The idle-ping servers ping every second (all four read these variables), so a window of a
 # few seconds spans several ping rounds; the defaults (25 s / 20 s) would take minutes.
@@ -154,6 +156,8 @@ def server_cmd(name: str) -> tuple[list, Path]:
     # Port 0: the kernel picks a free port, which the server prints in its `listening on` line.
     if name == "sioloop":
         return [SIOLOOP_BIN, "--port", "0"], ROOT
+    if name == "sioloop-recovery":
+        return [SIOLOOP_BIN, "--port", "0", "--recovery"], ROOT
     if name == "socketioxide":
         return [SOCKETIOXIDE_BIN, "--port", "0"], SOCKETIOXIDE_DIR
     if name == "floor":
@@ -390,7 +394,7 @@ def report(env: dict, records: list[dict], servers: list[str], scen: dict, runs:
 
     # The floor gets a column only when a scenario it runs is in the table.
     servers = [s for s in servers if any(applies(s, n) for n in scen)]
-    ratio_cols = [s for s in ("socketioxide", "node", "floor")
+    ratio_cols = [s for s in ("sioloop-recovery", "socketioxide", "node", "floor")
                   if s in servers and "sioloop" in servers]
     head = ["metric", *servers, *(f"sioloop/{s}" for s in ratio_cols)]
     out.append("| " + " | ".join(head) + " |")
@@ -463,7 +467,7 @@ def main() -> None:
     if not {0, 1} <= os.sched_getaffinity(0):
         sys.exit("needs CPUs 0 and 1 (server on one, loadgen on the other)")
 
-    if "sioloop" in servers:
+    if {"sioloop", "sioloop-recovery"} & set(servers):
         run_step("build sioloop bench_server",
                  ["cargo", "build", "--release", "--locked", "--example", "bench_server"], ROOT, BUILD_TIMEOUT)
     if "socketioxide" in servers:

@@ -9,8 +9,11 @@
 //! | `broadcast_bin` | `room`, `bytes`    | emits `bc_bin` with the bytes (a binary attachment)   |
 //!
 //! ```text
-//! cargo run --release --example bench_server -- --port 3000
+//! cargo run --release --example bench_server -- --port 3000 [--recovery]
 //! ```
+//!
+//! `--recovery` turns on connection state recovery (default settings), so the harness can
+//! measure what it costs (`sioloop-recovery` in `benches/run.py`).
 //!
 //! It is also the "minimal echo server" whose stripped release binary size BENCHMARKS.md
 //! reports.
@@ -21,7 +24,7 @@
 
 use serde_bytes::ByteBuf;
 use serde_json::Value;
-use sioloop::{Config, Server};
+use sioloop::{Config, RecoveryConfig, Server};
 use std::io::Write;
 use std::time::Duration;
 
@@ -39,12 +42,20 @@ fn env_ms(name: &str) -> Option<Duration> {
 
 fn main() -> std::io::Result<()> {
     let mut port = 3000u16;
+    let mut recovery = false;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
-        match (flag.as_str(), args.next().and_then(|v| v.parse().ok())) {
-            ("--port", Some(p)) => port = p,
+        match flag.as_str() {
+            "--recovery" => recovery = true,
+            "--port" => match args.next().and_then(|v| v.parse().ok()) {
+                Some(p) => port = p,
+                None => {
+                    eprintln!("bench_server: --port takes a port number");
+                    std::process::exit(2)
+                }
+            },
             _ => {
-                eprintln!("usage: bench_server [--port N]");
+                eprintln!("usage: bench_server [--port N] [--recovery]");
                 std::process::exit(2)
             }
         }
@@ -60,6 +71,9 @@ fn main() -> std::io::Result<()> {
         config = config.ping_timeout(timeout);
     }
     let mut server = Server::bind(("127.0.0.1", port), config, ())?;
+    if recovery {
+        server.connection_state_recovery(RecoveryConfig::default());
+    }
     server
         .of("/")
         .on("join", |cx, room: String, ack| {
