@@ -74,14 +74,15 @@
 //! other, heartbeat, CORS, keep-alive. Socket.IO protocol 5: namespaces (static and
 //! dynamic), connection and event middleware, events, acks both ways (with timeouts, and
 //! collected over a broadcast), binary attachments, rooms, broadcasts, volatile emits, loop
-//! timers, a cross-thread handle. Limits on everything a client can make the server hold,
-//! with counters and a Prometheus page.
+//! timers, a cross-thread handle, connection state recovery
+//! ([`Server::connection_state_recovery`]: a socket whose connection drops comes back with
+//! its id, rooms, data and missed events). Limits on everything a client can make the
+//! server hold, with counters and a Prometheus page.
 //!
 //! Not implemented: Engine.IO 3 clients (`EIO=3` is refused, so Socket.IO v2 clients
 //! cannot connect), JSONP polling, WebTransport, permessage-deflate, HTTP compression, TLS
-//! (put a reverse proxy in front), HTTP/2; in Socket.IO: connection state recovery,
-//! adapters for several server processes, and parsers other than the default JSON one
-//! (msgpack).
+//! (put a reverse proxy in front), HTTP/2; in Socket.IO: adapters for several server
+//! processes, and parsers other than the default JSON one (msgpack).
 //!
 //! # More
 //!
