@@ -2,7 +2,7 @@
 //! transport went away, or it broke the protocol.
 
 use super::args::encode_packet;
-use super::core::Peer;
+use super::core::{Peer, SocketRecovery};
 use super::dispatch::Io;
 use super::{AckError, DisconnectReason, SocketCx, SocketKey};
 use crate::engine::{Engine, SessionId};
@@ -39,7 +39,7 @@ impl<S: 'static> Io<S> {
         }
         // Connection state recovery keeps the rooms it was in when it dropped.
         let kept_rooms: Option<Vec<String>> = match self.core.socket(key) {
-            Some(e) if e.pid.is_some() && reason.is_recoverable() => self
+            Some(e) if e.recovery.is_some() && reason.is_recoverable() => self
                 .core
                 .namespace(nsp)
                 .map(|ns| ns.rooms.rooms_of(&key).map(str::to_owned).collect()),
@@ -67,14 +67,23 @@ impl<S: 'static> Io<S> {
             let text = encode_packet(PacketType::Disconnect, &ns.name, None, &[], 0);
             engine.send(session, Message::Text(text));
         }
-        if let (Some(rooms), Some(pid)) = (kept_rooms, entry.pid.take()) {
+        if let (Some(rooms), Some(recovery)) = (kept_rooms, entry.recovery.take()) {
             // Its data as the disconnect handler left it.
             let data = std::mem::take(&mut entry.data);
             let name = self.core.namespace(nsp).map(|ns| ns.name.clone());
             let now = engine.now();
             if let (Some(log), Some(name)) = (self.core.recovery.as_deref_mut(), name) {
-                let first = entry.first_offset;
-                log.keep(now, pid, entry.id.clone(), key, name, rooms, data, first);
+                let SocketRecovery { pid, first_offset } = *recovery;
+                log.keep(
+                    now,
+                    pid,
+                    entry.id.clone(),
+                    key,
+                    name,
+                    rooms,
+                    data,
+                    first_offset,
+                );
                 self.core.stats.sessions_kept += 1;
                 self.core.schedule_recovery_sweep(now);
             }

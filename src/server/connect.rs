@@ -2,7 +2,7 @@
 //! socket; and the CONNECT_ERROR a refused client gets.
 
 use super::args::encode_packet;
-use super::core::{Peer, SocketData, SocketEntry, SocketKey};
+use super::core::{Peer, SocketData, SocketEntry, SocketKey, SocketRecovery};
 use super::dispatch::Io;
 use super::recovery::{KeptSession, NotRecovered};
 use super::{ConnectCx, ConnectError, ServerCx, SocketCx};
@@ -77,7 +77,7 @@ impl<S: 'static> Io<S> {
                 .recovery
                 .as_deref()
                 .is_some_and(|log| log.config.skip_middlewares);
-        let (mut data, mut rooms, missed, kept_id, mut pid) = match restored {
+        let (mut data, mut rooms, missed, kept_id, pid) = match restored {
             Some((kept, missed, pid)) => (kept.data, kept.rooms, missed, Some(kept.id), Some(pid)),
             None => (SocketData::default(), Vec::new(), Vec::new(), None, None),
         };
@@ -152,21 +152,27 @@ impl<S: 'static> Io<S> {
         self.core.generation = self.core.generation.wrapping_add(1);
         let generation = self.core.generation;
         let id: Arc<str> = Arc::from(id);
-        let first_offset = match self.core.recovery.as_deref() {
+        let recovery = match self.core.recovery.as_deref() {
             Some(log) => {
-                if pid.is_none() {
-                    let Some(new_pid) = random_id(engine) else {
-                        engine.close(session);
-                        return;
-                    };
-                    pid = Some(new_pid.into());
-                }
-                log.next_offset()
+                let pid = match pid {
+                    Some(pid) => pid,
+                    None => match random_id(engine) {
+                        Some(new_pid) => new_pid.into(),
+                        None => {
+                            engine.close(session);
+                            return;
+                        }
+                    },
+                };
+                Some(Box::new(SocketRecovery {
+                    pid,
+                    first_offset: log.next_offset(),
+                }))
             }
-            None => 0,
+            None => None,
         };
-        let connect_data = match &pid {
-            Some(pid) => serde_json::json!({ "sid": &*id, "pid": &**pid }).to_string(),
+        let connect_data = match &recovery {
+            Some(r) => serde_json::json!({ "sid": &*id, "pid": &*r.pid }).to_string(),
             None => serde_json::json!({ "sid": &*id }).to_string(),
         };
         let index = self.core.sockets.insert(SocketEntry {
@@ -179,8 +185,7 @@ impl<S: 'static> Io<S> {
             next_ack_id: 0,
             bucket: None,
             invalid_events: 0,
-            pid,
-            first_offset,
+            recovery,
             recovered,
         });
         let key = SocketKey { index, generation };
