@@ -124,7 +124,7 @@ fn play(mode: &str, server_args: &[&str]) -> Value {
 }
 
 #[test]
-fn four_bots_make_two_matches_that_tick_take_inputs_and_survive_a_drop() {
+fn four_bots_make_two_matches_that_tick_take_inputs_and_survive_a_player_leaving() {
     let summary = play("play", &[]);
     // The script checked these already; the summary shows what it measured.
     for rate in summary["rates"].as_array().expect("rates") {
@@ -135,7 +135,10 @@ fn four_bots_make_two_matches_that_tick_take_inputs_and_survive_a_drop() {
         assert!(steered["after"].as_u64().unwrap_or(0) >= 10, "{summary}");
     }
     assert_eq!(summary["dropped"]["reason"], "opponent_left", "{summary}");
-    assert_eq!(summary["dropped"]["detail"], "transport close", "{summary}");
+    assert_eq!(
+        summary["dropped"]["detail"], "client namespace disconnect",
+        "{summary}"
+    );
 }
 
 #[test]

@@ -4,9 +4,10 @@
 // Usage: node lan_game_bots.mjs <mode> <url>
 //
 //   play      4 bots join the lobby -> 2 matches; ticks at about 30 Hz with increasing tick
-//             numbers; acked inputs and the states that follow them; a bot drops mid-match ->
-//             its opponent gets match_end and the match room is gone; a bot leaving the lobby
-//             is not matched; the lobby still pairs the bot left behind with a new one
+//             numbers; acked inputs and the states that follow them; a bot leaves mid-match
+//             (`socket.disconnect()`) -> its opponent gets match_end at once and the match
+//             room is gone; a bot leaving the lobby is not matched; the lobby still pairs the
+//             bot left behind with a new one
 //   time_up   (server started with --match-seconds 1) a match ends by itself after 30 ticks;
 //             its players can queue again
 //
@@ -263,11 +264,17 @@ const modes = {
     const steered = await Promise.all([steer(ann, 1), steer(bob, -1), steer(cat, -1), steer(dan, 1)]);
     for (const s of [ann, bob, cat, dan]) checkStates(s);
 
-    // ann drops mid-match (its connection closes): bob is told, match:1 is gone, match:2 goes on.
-    progress = "ann drops";
-    ann.io.engine.close();
+    // ann leaves mid-match (deliberately: a dropped connection would have the recovery
+    // window to come back): bob is told at once, match:1 is gone, match:2 goes on.
+    progress = "ann leaves";
+    ann.disconnect();
     const end = await next(bob, "match_end");
-    expectEq("bob's match_end", { ...end, tick: 0 }, { match: "match:1", tick: 0, reason: "opponent_left", detail: "transport close" });
+    expectEq("bob's match_end", { ...end, tick: 0 }, {
+      match: "match:1",
+      tick: 0,
+      reason: "opponent_left",
+      detail: "client namespace disconnect",
+    });
     const bobStates = bob.states.length;
     const catStates = cat.states.length;
     await sleep(500);
