@@ -1,6 +1,7 @@
 //! Bots built on the official `socket.io-client` play `examples/lan_game.rs`:
 //! `tests/js/lan_game_bots.mjs` checks what each player receives (matches, ticks, acked
-//! inputs, the states that follow, a drop mid-match) and prints a JSON summary line.
+//! inputs, the states that follow, a player leaving mid-match, a player cut off at the TCP
+//! level coming back to its match or not in time) and prints a JSON summary line.
 //!
 //! Requires `node` and `npm` on the PATH: the tests fail (they do not skip) without them.
 //! `npm ci` runs once in `tests/js` if the client is missing.
@@ -124,7 +125,7 @@ fn play(mode: &str, server_args: &[&str]) -> Value {
 }
 
 #[test]
-fn four_bots_make_two_matches_that_tick_take_inputs_and_survive_a_drop() {
+fn four_bots_make_two_matches_that_tick_take_inputs_and_survive_a_player_leaving() {
     let summary = play("play", &[]);
     // The script checked these already; the summary shows what it measured.
     for rate in summary["rates"].as_array().expect("rates") {
@@ -135,7 +136,31 @@ fn four_bots_make_two_matches_that_tick_take_inputs_and_survive_a_drop() {
         assert!(steered["after"].as_u64().unwrap_or(0) >= 10, "{summary}");
     }
     assert_eq!(summary["dropped"]["reason"], "opponent_left", "{summary}");
-    assert_eq!(summary["dropped"]["detail"], "transport close", "{summary}");
+    assert_eq!(
+        summary["dropped"]["detail"], "client namespace disconnect",
+        "{summary}"
+    );
+}
+
+#[test]
+fn a_player_cut_off_mid_match_comes_back_to_the_same_match() {
+    let summary = play("resume", &[]);
+    assert!(
+        summary["id"].as_str().is_some_and(|id| !id.is_empty()),
+        "{summary}"
+    );
+    assert!(summary["away"].as_u64().unwrap_or(0) > 0, "{summary}");
+    assert!(
+        summary["acked"].as_u64().unwrap_or(0) > summary["resume"].as_u64().unwrap_or(u64::MAX),
+        "{summary}"
+    );
+}
+
+#[test]
+fn a_player_cut_off_past_the_recovery_window_ends_the_match() {
+    let summary = play("expire", &["--recovery-seconds", "2"]);
+    assert_eq!(summary["end"]["reason"], "opponent_left", "{summary}");
+    assert!(summary["endMs"].as_u64().unwrap_or(0) >= 1900, "{summary}");
 }
 
 #[test]

@@ -4,18 +4,30 @@
 // Usage: node lan_game_bots.mjs <mode> <url>
 //
 //   play      4 bots join the lobby -> 2 matches; ticks at about 30 Hz with increasing tick
-//             numbers; acked inputs and the states that follow them; a bot drops mid-match ->
-//             its opponent gets match_end and the match room is gone; a bot leaving the lobby
-//             is not matched; the lobby still pairs the bot left behind with a new one
+//             numbers; acked inputs and the states that follow them; a bot leaves mid-match
+//             (`socket.disconnect()`) -> its opponent gets match_end at once and the match
+//             room is gone; a bot leaving the lobby is not matched; the lobby still pairs the
+//             bot left behind with a new one
 //   time_up   (server started with --match-seconds 1) a match ends by itself after 30 ticks;
 //             its players can queue again
+//   resume    a bot's connection is cut mid-match at the TCP level and it reconnects within
+//             the recovery window: `socket.recovered`, the same id, `match_resume`, states of
+//             the same match again, its inputs accepted again, its opponent saw it away and
+//             never got match_end; then a bot whose match ended while it was cut off comes
+//             back to the replayed match_end, out of the ended match's room
+//   expire    (server started with --recovery-seconds 2) a bot cut off for longer than the
+//             window: its opponent gets match_end when the window is over, not before; the
+//             bot comes back as a new socket
 //
 // Bots use the WebSocket transport only, as game clients do: states are volatile, and a
 // long-polling client misses every state sent while it has no GET waiting at the server.
+// A bot that must lose its connection reaches the server through a TCP proxy in this
+// process (as in recovery.mjs), which can reset its connections and refuse new ones.
 //
 // On success prints one JSON summary line (`{"ok":true,...}`) to stdout and exits 0. On any
 // failure (including the overall timeout) prints the reason to stderr and exits 1.
 
+import net from "node:net";
 import { io } from "socket.io-client";
 
 const [mode, url] = process.argv.slice(2);
@@ -25,6 +37,9 @@ const OVERALL_TIMEOUT_MS = 40_000;
 // 2-core machine running debug builds.
 const STEP_TIMEOUT_MS = 10_000;
 const TICK_HZ = 30;
+// How long a cut-off bot waits before each reconnection attempt: longer than the server
+// takes to see the reset connection, much shorter than the recovery window.
+const RECONNECT_DELAY_MS = 500;
 let progress = "starting";
 let finished = false;
 const created = [];
@@ -71,13 +86,64 @@ function withTimeout(promise, what, ms = STEP_TIMEOUT_MS) {
 }
 
 // ---------------------------------------------------------------------------
-// Bots: every `state` goes to `bot.states` (with its arrival time), every other event to
-// `bot.inbox`.
+// A TCP proxy to the server: `cut()` resets every connection through it (both sides, so
+// the server sees the connection fail, not a clean close), `refusing` resets new ones.
 
-function bot(name) {
-  const s = io(url, { forceNew: true, reconnection: false, transports: ["websocket"] });
+async function tcpProxy() {
+  const target = new URL(url);
+  const pairs = new Set();
+  const px = {
+    refusing: false,
+    cut() {
+      for (const { client, server } of pairs) {
+        client.resetAndDestroy();
+        server.resetAndDestroy();
+      }
+      pairs.clear();
+    },
+  };
+  const listener = net.createServer((client) => {
+    if (px.refusing) {
+      client.resetAndDestroy();
+      return;
+    }
+    const server = net.connect(Number(target.port), target.hostname);
+    const pair = { client, server };
+    pairs.add(pair);
+    const drop = () => {
+      pairs.delete(pair);
+      client.destroy();
+      server.destroy();
+    };
+    client.on("error", drop).on("close", drop);
+    server.on("error", drop).on("close", drop);
+    client.pipe(server);
+    server.pipe(client);
+  });
+  await new Promise((resolve) => listener.listen(0, "127.0.0.1", resolve));
+  listener.unref();
+  px.url = `http://127.0.0.1:${listener.address().port}`;
+  return px;
+}
+
+// ---------------------------------------------------------------------------
+// Bots: every `state` goes to `bot.states` (with its arrival time), every other event to
+// `bot.inbox` (and, never taken out, to `bot.log`). A bot given a proxy connects through
+// it and reconnects after a drop; the others never reconnect.
+
+function bot(name, px) {
+  const s = px
+    ? io(px.url, {
+        forceNew: true,
+        transports: ["websocket"],
+        reconnectionDelay: RECONNECT_DELAY_MS,
+        reconnectionDelayMax: RECONNECT_DELAY_MS,
+        randomizationFactor: 0,
+      })
+    : io(url, { forceNew: true, reconnection: false, transports: ["websocket"] });
   s.label = name;
   s.inbox = [];
+  s.log = [];
   s.states = [];
   s.waiters = [];
   s.on("state", (state) => {
@@ -87,6 +153,7 @@ function bot(name) {
   s.onAny((event, ...args) => {
     if (event === "state") return;
     s.inbox.push([event, args]);
+    s.log.push([event, args]);
     for (const w of [...s.waiters]) w();
   });
   created.push(s);
@@ -149,9 +216,14 @@ function call(s, event, ...args) {
   });
 }
 
-/** Connects `name` and queues it in the lobby; returns the bot. */
-async function joined(name, waiting) {
-  const s = await connected(bot(name));
+/** Resolves with the arguments of the next `event` of `s` (a socket event such as `connect`). */
+function once(s, event) {
+  return withTimeout(new Promise((resolve) => s.once(event, (...args) => resolve(args))), `${s.label}: ${event}`);
+}
+
+/** Connects `name` (through `px` if given) and queues it in the lobby; returns the bot. */
+async function joined(name, waiting, px) {
+  const s = await connected(bot(name, px));
   const ack = await call(s, "join_lobby", { name });
   expectEq(`${name}: join_lobby ack`, ack, { ok: true, waiting });
   return s;
@@ -263,11 +335,18 @@ const modes = {
     const steered = await Promise.all([steer(ann, 1), steer(bob, -1), steer(cat, -1), steer(dan, 1)]);
     for (const s of [ann, bob, cat, dan]) checkStates(s);
 
-    // ann drops mid-match (its connection closes): bob is told, match:1 is gone, match:2 goes on.
-    progress = "ann drops";
-    ann.io.engine.close();
+    // ann leaves mid-match (deliberately: a dropped connection would have the recovery
+    // window to come back, see `resume`): bob is told at once, match:1 is gone, match:2
+    // goes on.
+    progress = "ann leaves";
+    ann.disconnect();
     const end = await next(bob, "match_end");
-    expectEq("bob's match_end", { ...end, tick: 0 }, { match: "match:1", tick: 0, reason: "opponent_left", detail: "transport close" });
+    expectEq("bob's match_end", { ...end, tick: 0 }, {
+      match: "match:1",
+      tick: 0,
+      reason: "opponent_left",
+      detail: "client namespace disconnect",
+    });
     const bobStates = bob.states.length;
     const catStates = cat.states.length;
     await sleep(500);
@@ -297,6 +376,144 @@ const modes = {
     for (const s of [fay, early]) expectEq(`${s.label} got no match`, s.inbox.filter(([e]) => e === "match_start"), []);
 
     return { rates, steered, dropped: end };
+  },
+
+  async resume() {
+    const px = await tcpProxy();
+    const ann = await joined("ann", 1, px);
+    const bob = await joined("bob", 2);
+    await paired(ann, bob, "match:1");
+    // With recovery on, every event but the volatile state carries its offset last.
+    const [, startArgs] = ann.log.find(([e]) => e === "match_start");
+    expect("match_start ends with the recovery offset", startArgs.length === 2 && typeof startArgs[1] === "string", show(startArgs));
+    const before = await steer(ann, 1);
+    checkStates(ann);
+
+    // Cut ann's connection; it reconnects by itself after RECONNECT_DELAY_MS.
+    progress = "cutting ann's connection";
+    const id = ann.id;
+    const lastTick = ann.states.at(-1).tick;
+    const annStates = ann.states.length;
+    const bobStates = bob.states.length;
+    const dropped = once(ann, "disconnect");
+    const back = once(ann, "connect");
+    const cutAt = Date.now();
+    px.cut();
+    const [why] = await dropped;
+    await back;
+    const outageMs = Date.now() - cutAt;
+    expect("ann is recovered", ann.recovered === true, { recovered: ann.recovered });
+    expectEq("ann's id after the cut", ann.id, id);
+    const resume = await next(ann, "match_resume");
+    expectEq("match_resume", [resume.match, resume.slot, resume.you.id, resume.you.away, resume.opponent.id], ["match:1", 0, id, false, bob.id]);
+    expect("match_resume is after the last state ann saw", resume.tick > lastTick, `${resume.tick} <= ${lastTick}`);
+    const [, resumeArgs] = ann.log.find(([e]) => e === "match_resume");
+    expect("match_resume ends with the recovery offset", resumeArgs.length === 2 && typeof resumeArgs[1] === "string", show(resumeArgs));
+
+    // bob played on and saw ann away, stopped where it was.
+    await until(bob, "a state showing ann back", () =>
+      bob.states.slice(bobStates).some((st) => st.tick > resume.tick && st.players.some((p) => p.id === id && !p.away)) ? true : undefined,
+    );
+    const annAway = bob.states
+      .slice(bobStates)
+      .map((st) => ({ tick: st.tick, me: st.players.find((p) => p.id === id) }))
+      .filter(({ me }) => me.away);
+    expect("bob saw ann away", annAway.length > 0, `${bob.states.length - bobStates} states since the cut`);
+    for (const { tick, me } of annAway) expectEq(`ann's position while away (tick ${tick})`, [me.x, me.y], [resume.you.x, resume.you.y]);
+    checkStates(bob);
+
+    // ann gets its match's states again, and steers again.
+    const ack = await call(ann, "input", { dx: 0, dy: -1 });
+    expect("ann's input after the resume is accepted", ack.accepted === true && ack.tick > resume.tick, show(ack));
+    await until(ann, `a state of tick ${ack.tick + 10}`, () => (ann.states.at(-1)?.tick >= ack.tick + 10 ? true : undefined));
+    checkStates(ann);
+    const after = ann.states.slice(annStates);
+    expect("ann's states after the cut are new ones", after.length > 0 && after[0].tick > resume.tick, show(after[0]));
+    for (const st of after) {
+      const me = st.players.find((p) => p.id === id);
+      const want = st.tick < ack.tick ? resume.you.y : clamp(resume.you.y - (st.tick - ack.tick + 1));
+      expectEq(`ann's position at tick ${st.tick} (input acked for tick ${ack.tick})`, [me.x, me.y], [resume.you.x, want]);
+    }
+    expectEq("bob's match_end", bob.log.filter(([e]) => e === "match_end"), []);
+    expectEq("status after the resume", await call(bob, "status"), { waiting: [], matches: ["match:1"], rooms: ["match:1"] });
+
+    // A match that ends while its player is cut off: cat comes back to the replayed
+    // match_end (its missed event), out of the ended match's room, free to queue again.
+    const px2 = await tcpProxy();
+    const cat = await joined("cat", 1, px2);
+    const dan = await joined("dan", 2);
+    await paired(cat, dan, "match:2");
+    progress = "cutting cat's connection and keeping it out";
+    // Taken now: the client forgets its id while disconnected.
+    const catId = cat.id;
+    px2.refusing = true;
+    const catDropped = once(cat, "disconnect");
+    px2.cut();
+    await catDropped;
+    const danStates = dan.states.length;
+    await until(dan, "a state showing cat away", () =>
+      dan.states.slice(danStates).some((st) => st.players.some((p) => p.id === catId && p.away)) ? true : undefined,
+    );
+    dan.disconnect();
+    progress = "waiting for match:2 to end";
+    for (let i = 0; ; i++) {
+      const st = await call(bob, "status");
+      if (canon(st.matches) === canon(["match:1"])) break;
+      expect("match:2 ends after dan left", i < 100, show(st));
+      await sleep(50);
+    }
+    const catBack = once(cat, "connect");
+    px2.refusing = false;
+    await catBack;
+    expect("cat is recovered", cat.recovered === true && cat.id === catId, { recovered: cat.recovered, id: cat.id, catId });
+    const catEnd = await next(cat, "match_end");
+    expectEq("cat's replayed match_end", { ...catEnd, tick: 0 }, {
+      match: "match:2",
+      tick: 0,
+      reason: "opponent_left",
+      detail: "client namespace disconnect",
+    });
+    expectEq("status after cat is back", await call(cat, "status"), { waiting: [], matches: ["match:1"], rooms: ["match:1"] });
+    expectEq("cat joins again", await call(cat, "join_lobby", { name: "cat" }), { ok: true, waiting: 1 });
+    expectEq("cat got no match_resume", cat.log.filter(([e]) => e === "match_resume"), []);
+
+    return { id, outageMs, clientReason: why, lastTick, resume: resume.tick, acked: ack.tick, steeredFor: before.after, away: annAway.length };
+  },
+
+  async expire() {
+    const WINDOW_MS = 2000;
+    const px = await tcpProxy();
+    const ann = await joined("ann", 1, px);
+    const bob = await joined("bob", 2);
+    await paired(ann, bob, "match:1");
+    await until(bob, "5 states", () => (bob.states.length >= 5 ? true : undefined));
+
+    // Cut ann off for longer than the window: bob gets match_end when it is over.
+    progress = "cutting ann off";
+    const id = ann.id;
+    px.refusing = true;
+    const cutAt = Date.now();
+    px.cut();
+    const end = await next(bob, "match_end", WINDOW_MS + STEP_TIMEOUT_MS);
+    const endMs = Date.now() - cutAt;
+    expectEq("bob's match_end", [end.match, end.reason], ["match:1", "opponent_left"]);
+    expect("the detail is why ann's connection dropped", ["transport close", "transport error"].includes(end.detail), show(end));
+    // Not before the window is over (less a little for the clocks' granularity).
+    expect("match_end comes when the window is over", endMs >= WINDOW_MS - 100, `${endMs} ms after the cut`);
+    const annAway = bob.states.filter((st) => st.players.some((p) => p.id === id && p.away));
+    expect("bob saw ann away meanwhile", annAway.length > 0, `${bob.states.length} states`);
+    checkStates(bob);
+    expectEq("status after the window", await call(bob, "status"), { waiting: [], matches: [], rooms: [] });
+
+    // Past the window (and the server's once-a-second sweep of kept sessions) ann comes
+    // back as a new socket, free to queue again.
+    await sleep(Math.max(0, WINDOW_MS + 1500 - (Date.now() - cutAt)));
+    const back = once(ann, "connect");
+    px.refusing = false;
+    await back;
+    expect("ann is not recovered", ann.recovered === false && ann.id !== id, { recovered: ann.recovered, id: ann.id, was: id });
+    expectEq("ann joins again", await call(ann, "join_lobby", { name: "ann" }), { ok: true, waiting: 1 });
+    return { end, endMs };
   },
 
   async time_up() {
