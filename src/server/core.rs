@@ -145,6 +145,9 @@ pub(super) type AnyListener<S> = Rc<RefCell<dyn FnMut(&mut SocketCx<'_, S>, &Eve
 pub(super) struct AnyListeners<S> {
     pub(super) incoming: Vec<(u64, AnyListener<S>)>,
     pub(super) outgoing: Vec<(u64, AnyListener<S>)>,
+    /// The outgoing listeners are running further up the stack: what they emit to this
+    /// socket does not run them again.
+    outgoing_running: bool,
 }
 
 impl<S> Default for AnyListeners<S> {
@@ -152,6 +155,7 @@ impl<S> Default for AnyListeners<S> {
         AnyListeners {
             incoming: Vec::new(),
             outgoing: Vec::new(),
+            outgoing_running: false,
         }
     }
 }
@@ -164,21 +168,31 @@ pub(super) fn notify_any<S: 'static>(
     event: &Event,
     outgoing: bool,
 ) {
-    let Some(listeners) = core.any_listeners.get(&key) else {
+    let Some(listeners) = core.any_listeners.get_mut(&key) else {
         return;
     };
     let list = if outgoing {
+        // An event the socket's outgoing listeners emit to it does not run them again:
+        // each runs once per event from outside them. (Skipping only the one emitting
+        // ran the others inside it, and so on down: every ordering of them, a hang with a
+        // dozen.)
+        if listeners.outgoing_running {
+            return;
+        }
+        listeners.outgoing_running = true;
         &listeners.outgoing
     } else {
         &listeners.incoming
     };
     let snapshot: Vec<AnyListener<S>> = list.iter().map(|(_, l)| Rc::clone(l)).collect();
     for listener in snapshot {
-        // Busy: it is running further up the stack (an outgoing listener that emitted to
-        // its own socket); it is not run again inside itself.
+        // Busy: it is running further up the stack; it is not run again inside itself.
         if let Ok(mut f) = listener.try_borrow_mut() {
             f(&mut SocketCx::new(engine, core, key), event);
         }
+    }
+    if outgoing && let Some(listeners) = core.any_listeners.get_mut(&key) {
+        listeners.outgoing_running = false;
     }
 }
 
@@ -502,4 +516,47 @@ pub(crate) fn broadcast<S>(
         core.record_for_recovery(now, offset, nsp, to, shared.into_messages());
     }
     sent
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Server;
+
+    /// Outgoing listeners that emit to their own socket run once each per event (found by
+    /// the fuzz target `driver`: a socket with a dozen of them ran them once per ordering,
+    /// billions of times, and the loop hung).
+    #[test]
+    fn outgoing_listeners_that_emit_to_their_socket_run_once_each() {
+        let (mut server, net) = Server::in_memory(Default::default(), 0u64);
+        server.of("/").on_connect(|cx| {
+            for _ in 0..8 {
+                cx.on_any_outgoing(|cx, _| {
+                    *cx.state() += 1;
+                    cx.emit("out", &1);
+                });
+            }
+            cx.emit("hello", &1);
+        });
+        let client = net.connect();
+        net.send(
+            client,
+            b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n\r\n",
+        );
+        for _ in 0..2 {
+            server.turn().expect("turn");
+        }
+        let out = String::from_utf8(net.take_output(client)).expect("text");
+        let at = out.find("\"sid\":\"").expect("a handshake") + 7;
+        let sid = &out[at..at + 20];
+        let post = format!(
+            "POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: x\r\n\
+             Content-Length: 2\r\n\r\n40"
+        );
+        net.send(client, post.as_bytes());
+        for _ in 0..2 {
+            server.turn().expect("turn");
+        }
+        // Each of the 8 ran on "hello"; none ran on another's "out".
+        assert_eq!(*server.state(), 8);
+    }
 }

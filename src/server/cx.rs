@@ -607,7 +607,9 @@ impl<'a, S: 'static> SocketCx<'a, S> {
 
     /// Adds a listener of every event emitted to this socket, by any emit or broadcast
     /// that reaches it (`socket.onAnyOutgoing(listener)`); acks are not events and do not
-    /// count. It runs once the event is queued for sending.
+    /// count. It runs once the event is queued for sending. What the socket's outgoing
+    /// listeners emit to the socket itself does not run them again (in Node it would
+    /// recurse until the stack overflows).
     pub fn on_any_outgoing(
         &mut self,
         f: impl FnMut(&mut SocketCx<'_, S>, &Event) + 'static,
