@@ -241,7 +241,7 @@ impl<S: 'static> Io<S> {
         let fields: serde_json::Value = serde_json::from_str(auth?.get()).ok()?;
         let pid = fields.get("pid")?.as_str()?;
         let offset = fields.get("offset").and_then(|o| o.as_str());
-        let outcome = log.take(pid, nsp_name, offset);
+        let outcome = log.take(engine.now(), pid, nsp_name, offset);
         // The id must still be free in its namespace (a new socket cannot have drawn it
         // but by a 120-bit coincidence; checked all the same).
         let outcome = outcome.and_then(|(kept, missed)| {

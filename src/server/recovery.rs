@@ -276,11 +276,14 @@ impl RecoveryLog {
     /// sockets) counts from the socket's making too, so nothing older comes twice.
     pub(super) fn take(
         &mut self,
+        now: Instant,
         pid: &str,
         nsp: &str,
         offset: Option<&str>,
     ) -> Result<(KeptSession, Vec<Message>), NotRecovered> {
         match self.sessions.get(pid) {
+            // Expired is expired, whether or not the sweep (once a second) came by yet.
+            Some(kept) if kept.expires <= now => return Err(NotRecovered::UnknownSession),
             None => return Err(NotRecovered::UnknownSession),
             Some(kept) if kept.nsp != nsp => return Err(NotRecovered::OtherNamespace),
             Some(_) => {}
@@ -442,14 +445,16 @@ mod tests {
             text("other nsp"),
         );
         keep(&mut log, t0, "pid", me, &["a", "id"]);
-        let (kept, missed) = log.take("pid", "/", Some(&seen_hex)).expect("recovered");
+        let (kept, missed) = log
+            .take(t0, "pid", "/", Some(&seen_hex))
+            .expect("recovered");
         assert_eq!(kept.rooms, ["a", "id"]);
         assert_eq!(
             missed,
             [text("to a"), text("to all"), text("only me")].concat()
         );
         assert_eq!(
-            log.take("pid", "/", Some(&seen_hex)).err(),
+            log.take(t0, "pid", "/", Some(&seen_hex)).err(),
             Some(NotRecovered::UnknownSession),
             "a pid recovers once"
         );
@@ -482,17 +487,17 @@ mod tests {
         ] {
             keep(&mut log, t0, "pid", key(1), &["id"]);
             let got = log
-                .take("pid", "/", Some(offset))
+                .take(t0, "pid", "/", Some(offset))
                 .map(|(_, missed)| missed.len());
             assert_eq!(got, expected, "offset {offset:?}");
         }
         keep(&mut log, t0, "pid", key(1), &["id"]);
         assert_eq!(
-            log.take("pid", "/chat", Some(&offsets[4])).err(),
+            log.take(t0, "pid", "/chat", Some(&offsets[4])).err(),
             Some(NotRecovered::OtherNamespace)
         );
         assert!(
-            log.take("pid", "/", Some(&offsets[4])).is_ok(),
+            log.take(t0, "pid", "/", Some(&offsets[4])).is_ok(),
             "still kept for its own"
         );
     }
@@ -522,9 +527,20 @@ mod tests {
                 SocketData::default(),
                 first,
             );
-            let (_, missed) = log.take("pid", "/", client_offset).expect("recovered");
+            let (_, missed) = log.take(t0, "pid", "/", client_offset).expect("recovered");
             assert_eq!(missed, text("after"), "offset {client_offset:?}");
         }
+    }
+
+    #[test]
+    fn a_session_past_its_deadline_is_not_restored_before_the_sweep() {
+        let (mut log, t0) = log(RecoveryConfig::default());
+        let d = log.config.max_disconnection_duration;
+        keep(&mut log, t0, "pid", key(1), &["id"]);
+        assert_eq!(
+            log.take(t0 + d, "pid", "/", None).err(),
+            Some(NotRecovered::UnknownSession)
+        );
     }
 
     #[test]
@@ -541,7 +557,7 @@ mod tests {
         }
         keep(&mut log, t0, "pid", key(1), &["id"]);
         assert_eq!(
-            log.take("pid", "/", Some(&first)).err(),
+            log.take(t0, "pid", "/", Some(&first)).err(),
             Some(NotRecovered::TooManyMissed)
         );
     }
@@ -569,7 +585,7 @@ mod tests {
         // An event after its offset expired from the log: the offset is gone.
         keep(&mut log, t0 + d, "other", key(2), &["id"]);
         assert_eq!(
-            log.take("other", "/", Some(&hex)).err(),
+            log.take(t0, "other", "/", Some(&hex)).err(),
             Some(NotRecovered::OffsetGone)
         );
         assert_eq!(
