@@ -68,12 +68,7 @@ impl Harness {
     /// A WebSocket session: upgrade request, 101, open packet. Returns the client.
     fn websocket(&mut self) -> ClientId {
         let client = self.net.connect();
-        self.net.send(
-            client,
-            b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n\
-              Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
-              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-        );
+        self.net.send(client, raw::WS_UPGRADE_REQUEST);
         self.turns(2);
         let out = self.net.take_output(client);
         let text = String::from_utf8_lossy(&out);

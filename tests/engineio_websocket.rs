@@ -42,10 +42,9 @@ fn websocket_only_handshake_and_echo() {
     assert_eq!(ws_text(&mut ws, "third of three"), "4b");
 }
 
-#[test]
-fn upgrade_from_polling() {
-    let server = ExampleServer::echo(&[]);
-    let addr = server.addr;
+/// A polling session with a GET held, then a WebSocket that probes it: `3probe` comes back
+/// and the held GET is released with a noop. Returns the sid and the probed WebSocket.
+fn probed_session(addr: std::net::SocketAddr) -> (String, Ws) {
     let sid = handshake(addr, Expected::DEFAULTS);
     let mut held = Conn::open(addr);
     held.send("GET", &poll_url(&sid), &[], b"");
@@ -60,6 +59,14 @@ fn upgrade_from_polling() {
         (200, "6".into()),
         "the held GET is released with a noop during the upgrade"
     );
+    (sid, ws)
+}
+
+#[test]
+fn upgrade_from_polling() {
+    let server = ExampleServer::echo(&[]);
+    let addr = server.addr;
+    let (sid, mut ws) = probed_session(addr);
     // The upgrade packet and the first message in one TCP write, as engine.io-client does
     // when it flushes its buffer right after `5`.
     ws_send_texts_together(&mut ws, &["5", "4abc"]);
@@ -88,19 +95,7 @@ fn a_get_sent_while_3probe_is_on_its_way_is_answered_at_once() {
     // behind it, until the next ping. Seen in the browser tests on a loaded machine.
     let server = ExampleServer::echo(&[]);
     let addr = server.addr;
-    let sid = handshake(addr, Expected::DEFAULTS);
-    let mut held = Conn::open(addr);
-    held.send("GET", &poll_url(&sid), &[], b"");
-    held.assert_no_response_within(Duration::from_millis(250), "GET before the upgrade");
-    let mut ws = ws_connect(addr, &format!("EIO=4&transport=websocket&sid={sid}"));
-    ws_send_text(&mut ws, "2probe");
-    assert_eq!(ws_text(&mut ws, "answer to 2probe"), "3probe");
-    let res = held.read_response();
-    assert_eq!(
-        (res.status, res.text()),
-        (200, "6".into()),
-        "released by the probe"
-    );
+    let (sid, mut ws) = probed_session(addr);
 
     let started = Instant::now();
     let res = get(addr, &poll_url(&sid));

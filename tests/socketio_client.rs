@@ -180,15 +180,26 @@ impl Testbed {
         let mut args = vec![mode, self.url.as_str()];
         args.extend_from_slice(extra);
         let run = run_script(&args, timeout);
-        let mut report = run.report();
-        if !self.server.is_running() {
-            report.push_str("\n--- the sio_testbed server is no longer running ---");
+        let summary = run.summary(&mut self.server);
+        assert_eq!(summary["mode"], mode, "{summary}");
+        println!("{mode} {extra:?}: {summary} ({:?})", run.elapsed);
+        summary
+    }
+}
+
+impl NodeRun {
+    /// The script's JSON summary line, after checking that the run succeeded and that the
+    /// server still runs (the test fails with everything node printed otherwise).
+    fn summary(&self, server: &mut ExampleServer) -> Value {
+        let mut report = self.report();
+        if !server.is_running() {
+            report.push_str("\n--- the server is no longer running ---");
         }
         assert!(
-            run.timed_out.is_none() && run.status.success() && self.server.is_running(),
+            self.timed_out.is_none() && self.status.success() && server.is_running(),
             "{report}"
         );
-        let line = run
+        let line = self
             .stdout
             .lines()
             .rfind(|l| l.starts_with('{'))
@@ -196,8 +207,6 @@ impl Testbed {
         let summary: Value = serde_json::from_str(line)
             .unwrap_or_else(|e| panic!("bad JSON summary line ({e})\n{report}"));
         assert_eq!(summary["ok"], true, "{report}");
-        assert_eq!(summary["mode"], mode, "{report}");
-        println!("{mode} {extra:?}: {line} ({:?})", run.elapsed);
         summary
     }
 }
@@ -448,23 +457,12 @@ fn recovery(transport: &str) {
     );
     let url = format!("http://{}", server.addr);
     let run = run_node("recovery.mjs", &[transport, &url, window_ms], NODE_TIMEOUT);
-    let report = run.report();
-    assert!(
-        run.timed_out.is_none() && run.status.success() && server.is_running(),
-        "{report}"
-    );
-    let line = run
-        .stdout
-        .lines()
-        .rfind(|l| l.starts_with('{'))
-        .unwrap_or_else(|| panic!("no JSON summary line\n{report}"));
-    let summary: Value = serde_json::from_str(line).expect("a JSON summary");
-    assert_eq!(summary["ok"], true, "{report}");
+    let summary = run.summary(&mut server);
     assert_socket_id(&summary["id"], &summary);
     assert_eq!(summary["recoveredId"], summary["id"], "{summary}");
     assert!(summary["replayed"].as_u64().unwrap_or(0) > 20, "{summary}");
     assert_ne!(summary["lateId"], summary["cleanId"], "{summary}");
-    println!("recovery {transport}: {line}");
+    println!("recovery {transport}: {summary}");
 }
 
 #[test]

@@ -59,12 +59,7 @@ impl<S: 'static> Harness<S> {
     /// sent after the upgrade (the open packet) is read and dropped.
     pub fn websocket_from(&mut self, peer: SocketAddr) -> ClientId {
         let client = self.net.connect_from(peer);
-        self.net.send(
-            client,
-            b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n\
-              Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
-              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-        );
+        self.net.send(client, raw::WS_UPGRADE_REQUEST);
         self.turns(2);
         let out = self.net.take_output(client);
         assert!(out.starts_with(b"HTTP/1.1 101"), "upgrade answered");

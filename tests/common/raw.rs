@@ -597,6 +597,13 @@ pub fn ws_wait_end(ws: &mut Ws, deadline: Instant) -> (Vec<String>, Option<WsEnd
     }
 }
 
+/// A WebSocket upgrade request for the Engine.IO path `/socket.io/` (no sid), with the
+/// RFC 6455 sample key: what the in-memory tests send a new client.
+pub const WS_UPGRADE_REQUEST: &[u8] =
+    b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n\
+    Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+    Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+
 /// A client WebSocket frame written by hand (for clients that misbehave or write many
 /// frames at once): `opcode`, the FIN bit, masked with the key zero (RFC 6455 allows it; the
 /// payload is then sent as is).

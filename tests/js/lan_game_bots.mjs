@@ -27,8 +27,8 @@
 // On success prints one JSON summary line (`{"ok":true,...}`) to stdout and exits 0. On any
 // failure (including the overall timeout) prints the reason to stderr and exits 1.
 
-import net from "node:net";
 import { io } from "socket.io-client";
+import { tcpProxy } from "./tcp_proxy.mjs";
 
 const [mode, url] = process.argv.slice(2);
 const started = Date.now();
@@ -83,47 +83,6 @@ function withTimeout(promise, what, ms = STEP_TIMEOUT_MS) {
     timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${typeof what === "function" ? what() : what}`)), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-// ---------------------------------------------------------------------------
-// A TCP proxy to the server: `cut()` resets every connection through it (both sides, so
-// the server sees the connection fail, not a clean close), `refusing` resets new ones.
-
-async function tcpProxy() {
-  const target = new URL(url);
-  const pairs = new Set();
-  const px = {
-    refusing: false,
-    cut() {
-      for (const { client, server } of pairs) {
-        client.resetAndDestroy();
-        server.resetAndDestroy();
-      }
-      pairs.clear();
-    },
-  };
-  const listener = net.createServer((client) => {
-    if (px.refusing) {
-      client.resetAndDestroy();
-      return;
-    }
-    const server = net.connect(Number(target.port), target.hostname);
-    const pair = { client, server };
-    pairs.add(pair);
-    const drop = () => {
-      pairs.delete(pair);
-      client.destroy();
-      server.destroy();
-    };
-    client.on("error", drop).on("close", drop);
-    server.on("error", drop).on("close", drop);
-    client.pipe(server);
-    server.pipe(client);
-  });
-  await new Promise((resolve) => listener.listen(0, "127.0.0.1", resolve));
-  listener.unref();
-  px.url = `http://127.0.0.1:${listener.address().port}`;
-  return px;
 }
 
 // ---------------------------------------------------------------------------
@@ -379,7 +338,7 @@ const modes = {
   },
 
   async resume() {
-    const px = await tcpProxy();
+    const px = await tcpProxy(url);
     const ann = await joined("ann", 1, px);
     const bob = await joined("bob", 2);
     await paired(ann, bob, "match:1");
@@ -439,7 +398,7 @@ const modes = {
 
     // A match that ends while its player is cut off: cat comes back to the replayed
     // match_end (its missed event), out of the ended match's room, free to queue again.
-    const px2 = await tcpProxy();
+    const px2 = await tcpProxy(url);
     const cat = await joined("cat", 1, px2);
     const dan = await joined("dan", 2);
     await paired(cat, dan, "match:2");
@@ -482,7 +441,7 @@ const modes = {
 
   async expire() {
     const WINDOW_MS = 2000;
-    const px = await tcpProxy();
+    const px = await tcpProxy(url);
     const ann = await joined("ann", 1, px);
     const bob = await joined("bob", 2);
     await paired(ann, bob, "match:1");

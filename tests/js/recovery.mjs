@@ -19,8 +19,8 @@
 // On success prints one JSON summary line to stdout and exits 0; on failure prints the
 // reason to stderr and exits 1.
 
-import net from "node:net";
 import { io } from "socket.io-client";
+import { tcpProxy } from "./tcp_proxy.mjs";
 
 const [transport, url, windowArg] = process.argv.slice(2);
 const WINDOW_MS = Number(windowArg);
@@ -69,42 +69,9 @@ async function until(what, cond) {
   }
 }
 
-// ---------------------------------------------------------------------------
-// The proxy: every client connection piped to the server; `cut()` resets them all.
-
-const target = new URL(url);
-const pairs = new Set();
-let refusing = false;
-const proxy = net.createServer((client) => {
-  if (refusing) {
-    client.resetAndDestroy();
-    return;
-  }
-  const server = net.connect(Number(target.port), target.hostname);
-  const pair = { client, server };
-  pairs.add(pair);
-  const drop = () => {
-    pairs.delete(pair);
-    client.destroy();
-    server.destroy();
-  };
-  client.on("error", drop).on("close", drop);
-  server.on("error", drop).on("close", drop);
-  client.pipe(server);
-  server.pipe(client);
-});
-
-function cut() {
-  for (const { client, server } of pairs) {
-    client.resetAndDestroy();
-    server.resetAndDestroy();
-  }
-  pairs.clear();
-}
-
 async function main() {
-  await new Promise((resolve) => proxy.listen(0, "127.0.0.1", resolve));
-  const proxied = `http://127.0.0.1:${proxy.address().port}/recovery`;
+  const proxy = await tcpProxy(url);
+  const proxied = `${proxy.url}/recovery`;
   const transports = { websocket: ["websocket"], polling: ["polling"], upgrade: ["polling", "websocket"] }[transport];
   expect("a known transport", transports !== undefined, transport);
 
@@ -139,7 +106,7 @@ async function main() {
   const lastBeforeCut = ticks[ticks.length - 1];
   const cutAt = Date.now();
   progress = "cutting the connection (recover)";
-  cut();
+  proxy.cut();
   await next(socket, "connect");
   const outageMs = Date.now() - cutAt;
   // The client delivers the events that came before the CONNECT answer (the missed ones)
@@ -178,10 +145,10 @@ async function main() {
 
   // 3. expire
   progress = "cutting the connection for longer than the window (expire)";
-  refusing = true;
-  cut();
+  proxy.refusing = true;
+  proxy.cut();
   await sleep(WINDOW_MS + 1500);
-  refusing = false;
+  proxy.refusing = false;
   await next(socket, "connect");
   await until("the fourth hello", () => hellos.length === 4);
   const late = await whoami();
@@ -189,7 +156,6 @@ async function main() {
   expect("back after the window: a new id", late.id !== clean.id, { clean, late });
 
   socket.disconnect();
-  proxy.close();
   finished = true;
   process.stdout.write(
     JSON.stringify({
