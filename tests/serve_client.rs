@@ -232,3 +232,50 @@ fn the_default_path_serves_socket_io_min_js() {
     let res = get(addr, "/socket.io/socket.io.min.js");
     assert_error(&res, 0, "Transport unknown", "serve_client off");
 }
+
+/// On the in-memory network (files read by `Server::in_memory` too): pipelined requests
+/// are answered in order, and a client that keeps asking without reading is closed once
+/// more than `max_queued_bytes` waits for it, as a slow WebSocket client is.
+#[test]
+fn pipelined_requests_are_answered_and_one_that_never_reads_is_bounded() {
+    let dir = TempDir::new("pipelined");
+    let bundle = vec![b'x'; 100 * 1024];
+    dir.write("socket.io.min.js", &bundle);
+    let config = Config::default()
+        .serve_client(dir.path())
+        .max_queued_bytes(64 * 1024);
+    let (mut server, net) = sioloop::Server::in_memory(config, ());
+    let get = b"GET /socket.io/socket.io.min.js HTTP/1.1\r\nHost: x\r\n\r\n";
+
+    let reader = net.connect();
+    net.send(reader, &[&get[..], &get[..], &get[..]].concat());
+    for _ in 0..4 {
+        server.turn().expect("turn");
+    }
+    let out = net.take_output(reader);
+    let head_len = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head")
+        + 4;
+    assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n"));
+    assert_eq!(
+        out.len(),
+        3 * (head_len + bundle.len()),
+        "three whole answers"
+    );
+    assert!(!net.server_closed(reader));
+
+    // The client reads 4 KiB and nothing more: the first answer does not fit, so the
+    // second request finds more than 64 KiB unread and the connection is closed.
+    let stuck = net.connect();
+    net.set_window(stuck, 4096);
+    net.send(stuck, &[&get[..], &get[..], &get[..]].concat());
+    for _ in 0..4 {
+        server.turn().expect("turn");
+    }
+    assert!(
+        net.server_closed(stuck) || net.server_reset(stuck),
+        "a client that never reads is not answered without bound"
+    );
+}

@@ -149,20 +149,42 @@ impl Engine {
         let Some(file) = self.client_files.get(name) else {
             return false;
         };
+        // The bytes are shared, not copied; the tag goes into the answer's headers anyway.
+        let (body, etag) = (Rc::clone(&file.body), file.etag.clone());
         let Some(conn) = self.conns.get_mut(token.0) else {
             return true;
         };
         if conn.out.len() > self.config.max_queued_bytes {
-            // It asks again and again without reading the answers: what one client leaves
-            // unread is bounded here as on its WebSocket.
-            conn.out = Default::default();
-            self.close_conn(token, CloseReason::SlowConsumer);
-            return true;
+            // Pipelined requests find the last answer still queued (flushing comes after
+            // parsing): write it now, and what is left is what the client did not read.
+            let transport = &mut self.transport;
+            let written = conn.out.flush(
+                |slices| transport.send(token.0, slices),
+                &mut self.stats.bytes_out,
+                &mut self.pool,
+            );
+            if let Err(e) = written
+                && e.kind() != std::io::ErrorKind::WouldBlock
+            {
+                self.close_conn(token, CloseReason::TransportError);
+                return true;
+            }
+            if conn.out.len() > self.config.max_queued_bytes {
+                // It asks again and again without reading the answers: what one client
+                // leaves unread is bounded here as on its WebSocket.
+                conn.out = Default::default();
+                self.close_conn(token, CloseReason::SlowConsumer);
+                return true;
+            }
+            self.account_conn(token);
         }
+        let Some(conn) = self.conns.get_mut(token.0) else {
+            return true;
+        };
         let keep_alive = request.keep_alive() && !self.shutting_down;
         let not_modified = request
             .header("if-none-match")
-            .is_some_and(|v| matches(v, &file.etag));
+            .is_some_and(|v| matches(v, &etag));
         let content_type = if name.ends_with(".map") {
             "application/json; charset=utf-8"
         } else {
@@ -171,7 +193,7 @@ impl Engine {
         let mut headers = vec![
             ("Content-Type".to_owned(), content_type.to_owned()),
             ("Cache-Control".to_owned(), "public, max-age=0".to_owned()),
-            ("ETag".to_owned(), file.etag.clone()),
+            ("ETag".to_owned(), etag),
         ];
         if let Some(cors) = &self.config.cors {
             cors.add_headers(request.header("origin"), &mut headers);
@@ -179,13 +201,12 @@ impl Engine {
         let status = if not_modified { 304 } else { 200 };
         // A 304 and a HEAD carry the length a 200 would have (RFC 9110 8.6) and no body.
         conn.out.extend_with(&mut self.pool, |out| {
-            http::write_head(out, status, &headers, file.body.len(), keep_alive)
+            http::write_head(out, status, &headers, body.len(), keep_alive)
         });
         if !not_modified && !head_only {
             // The bytes loaded at start, shared: a thousand browsers loading the page at
             // once do not make a thousand copies.
-            conn.out
-                .push(&mut self.pool, Chunk::Shared(Rc::clone(&file.body)));
+            conn.out.push(&mut self.pool, Chunk::Shared(body));
         }
         if !keep_alive {
             conn.close_after_flush = true;
