@@ -186,7 +186,11 @@ fn main() -> std::io::Result<()> {
         eprintln!("no --admin-token or DASHBOARD_ADMIN_TOKEN: admins cannot log in");
     }
 
-    let page = page::Page::new(include_str!("shared/dashboard.html"), client_js.as_deref())?;
+    let page = page::Page::new(
+        include_str!("shared/dashboard.html"),
+        page::Client::cdn_or_file(client_js.as_deref()),
+        false,
+    )?;
     let mut server = Server::bind(
         (host.as_str(), port),
         Config::default(),

@@ -394,7 +394,11 @@ fn main() -> std::io::Result<()> {
         recovery,
         ..Game::default()
     };
-    let page = page::Page::new(include_str!("shared/lan_game.html"), client_js.as_deref())?;
+    let page = page::Page::new(
+        include_str!("shared/lan_game.html"),
+        page::Client::cdn_or_file(client_js.as_deref()),
+        false,
+    )?;
     let mut server = Server::bind((host.as_str(), port), Config::default(), game)?;
     server.on_http(move |request| page.respond(request));
     if let Some(window) = recovery {

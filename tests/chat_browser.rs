@@ -3,8 +3,9 @@
 //! `tests/js/chat_e2e.mjs`.
 //!
 //! Each test starts the example on a free port with a fresh database in the temp directory
-//! and `--client-js` pointing at the npm copy of the official browser client, so the page
-//! needs no network. The script checks the pages and exits non-zero with the reason on
+//! and `--client-js` pointing at the npm copy of the official browser client (or
+//! `--client-dir` at its `dist/`, which the server then serves itself with
+//! `Config::serve_client`), so the page needs no network. The script checks the pages and exits non-zero with the reason on
 //! stderr on any failure; on success it prints one JSON summary line.
 //!
 //! Requires `node`, `npm` and Chromium (`/usr/bin/chromium`, Debian's `chromium` package, or
@@ -12,6 +13,8 @@
 //! go to `target/chat-e2e.png` and `target/chat-e2e-signin.png`.
 
 mod common;
+#[path = "common/raw.rs"]
+mod raw;
 
 use common::ExampleServer;
 use serde_json::Value;
@@ -273,9 +276,61 @@ fn without_its_client_script_a_page_says_why() {
     assert!(
         summary["notice"]
             .as_str()
-            .is_some_and(|n| n.contains("could not be loaded")),
+            .is_some_and(|n| n.contains("could not be loaded") && n.contains("--client-dir")),
         "{summary}"
     );
+    drop(server);
+    // --client-dir pointing where there is no bundle: the page says that, not the CDN.
+    let nowhere = std::env::temp_dir().join("sioloop-chat-no-client-bundle-here");
+    let server = ExampleServer::start(
+        "chat",
+        &[
+            "--db",
+            db.path(),
+            "--client-dir",
+            nowhere.to_str().expect("UTF-8"),
+        ],
+    );
+    let summary = run_script("offline", &server, &["--client-dir"]);
+    assert!(
+        summary["notice"]
+            .as_str()
+            .is_some_and(|n| n.contains("has no socket.io.min.js")),
+        "{summary}"
+    );
+}
+
+#[test]
+fn the_chat_serves_the_npm_client_with_client_dir() {
+    ensure_tools();
+    let _one = one_browser_at_a_time();
+    let db = TempDb::new("client-dir");
+    let dist = js_dir()
+        .join("node_modules")
+        .join("socket.io-client")
+        .join("dist");
+    let server = ExampleServer::start(
+        "chat",
+        &[
+            "--db",
+            db.path(),
+            "--client-dir",
+            dist.to_str().expect("UTF-8"),
+        ],
+    );
+    // The engine's `serve_client` answers with the npm file, byte for byte.
+    for name in ["socket.io.min.js", "socket.io.min.js.map"] {
+        let res = raw::get(server.addr, &format!("/socket.io/{name}"));
+        assert_eq!(res.status, 200, "{name}");
+        let file = std::fs::read(dist.join(name)).expect("the npm file");
+        assert!(
+            res.body == file,
+            "{name}: the served bytes are the npm file's"
+        );
+        assert!(res.header("etag").is_some(), "{name}: an ETag");
+    }
+    // And the page loads it from there and works: a sign-in and a message.
+    run_script("persist-write", &server, &[]);
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release --example chat          # then open http://localhost:3000
-//! cargo run --release --example chat -- [--port N] [--host ADDR] [--db PATH] [--client-js PATH]
+//! cargo run --release --example chat -- [--port N] [--host ADDR] [--db PATH] [--client-js PATH | --client-dir DIR]
 //! ```
 //!
 //! - Sign-in happens in the connection middleware, never in event handlers: a bad name is
@@ -20,7 +20,10 @@
 //! The page (`index.html`, `app.js`, `style.css`, compiled in) loads the official
 //! `socket.io-client` from its CDN, or from `/vendor/socket.io.min.js` when the server is
 //! given `--client-js PATH` (the browser test passes the copy npm installed, so it runs
-//! offline and with the exact version `tests/js` pins).
+//! offline and with the exact version `tests/js` pins), or from
+//! `/socket.io/socket.io.min.js` when given `--client-dir DIR`, the `dist/` directory of the
+//! npm package `socket.io-client`: the server then serves the bundle itself, as Node's
+//! `serveClient` does (`Config::serve_client`, with an ETag, and the source maps).
 //!
 //! Events (client to server): `join {room, since}` (acked `{room}` or `{error}`),
 //! `leave {room}`, `message {room, text}`, `private {to, text}`, `typing {room}` or
@@ -350,6 +353,7 @@ struct Options {
     port: u16,
     db: PathBuf,
     client_js: Option<PathBuf>,
+    client_dir: Option<PathBuf>,
 }
 
 fn options() -> Options {
@@ -358,6 +362,7 @@ fn options() -> Options {
         port: 3000,
         db: "chat.db".into(),
         client_js: None,
+        client_dir: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -370,14 +375,20 @@ fn options() -> Options {
             },
             "--db" => o.db = value.into(),
             "--client-js" => o.client_js = Some(value.into()),
+            "--client-dir" => o.client_dir = Some(value.into()),
             _ => usage(),
         }
+    }
+    if o.client_js.is_some() && o.client_dir.is_some() {
+        usage();
     }
     o
 }
 
 fn usage() -> ! {
-    eprintln!("usage: chat [--host ADDR] [--port N (0: any)] [--db PATH] [--client-js PATH]");
+    eprintln!(
+        "usage: chat [--host ADDR] [--port N (0: any)] [--db PATH] [--client-js PATH | --client-dir DIR]"
+    );
     std::process::exit(2)
 }
 
@@ -389,11 +400,25 @@ fn main() -> std::io::Result<()> {
     };
     let conn =
         db::open(&o.db).unwrap_or_else(|e| fail(format!("database {}: {e}", o.db.display())));
-    // The page, with the client's script tag rendered in.
     // The page, with the client's script tag rendered in; it says so plainly when the
-    // client's script cannot load (an offline LAN without --client-js).
-    let page = page::Page::new(include_str!("index.html"), o.client_js.as_deref())
+    // client's script cannot load (an offline LAN without --client-js or --client-dir, or a
+    // --client-dir without the bundle).
+    let client = match &o.client_dir {
+        Some(_) => page::Client::Served("/socket.io/socket.io.min.js"),
+        None => page::Client::cdn_or_file(o.client_js.as_deref()),
+    };
+    let page = page::Page::new(include_str!("index.html"), client, true)
         .unwrap_or_else(|e| fail(format!("--client-js: {e}")));
+    if let Some(dir) = &o.client_dir
+        && !dir.join("socket.io.min.js").is_file()
+    {
+        // The server runs anyway (the engine logs it too); the page says what is wrong.
+        eprintln!(
+            "chat: --client-dir {}: no socket.io.min.js there (use the dist/ directory of \
+             the npm package socket.io-client)",
+            dir.display()
+        );
+    }
 
     let (jobs, jobs_rx) = mpsc::channel();
     let state = Chat {
@@ -402,7 +427,11 @@ fn main() -> std::io::Result<()> {
     };
     // Chat messages are small: a tight payload limit bounds what one client can make the
     // server buffer.
-    let config = Config::default().max_payload(64 * 1024);
+    let mut config = Config::default().max_payload(64 * 1024);
+    if let Some(dir) = &o.client_dir {
+        // The bundle and its source maps at /socket.io/, as Node's `serveClient`.
+        config = config.serve_client(dir);
+    }
     let mut server = Server::bind((o.host.as_str(), o.port), config, state)?;
     setup(server.of("/"));
     server.on_http(move |req| match (req.method.as_str(), req.path.as_str()) {

@@ -3,6 +3,7 @@
 use crate::protocol::engineio::TransportKind;
 use crate::protocol::engineio::session::SessionConfig;
 use crate::protocol::http::{AllowedOrigins, Cors, HeadLimits};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// How the server behaves. Every setting has the reference server's default.
@@ -80,6 +81,9 @@ pub struct Config {
     /// (by default, end the process). Turn it off when the program handles these signals
     /// itself, and stop the loop with a `ShutdownHandle`.
     pub shutdown_on_signals: bool,
+    /// Serve the Socket.IO client bundle from this directory under [`Config::path`], as
+    /// Node's `serveClient` does (default: off). See [`Config::serve_client`].
+    pub client_dir: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -105,6 +109,7 @@ impl Default for Config {
             max_buffered_bytes: 64 * 1024 * 1024,
             listen_backlog: 1024,
             shutdown_on_signals: true,
+            client_dir: None,
         }
     }
 }
@@ -229,6 +234,37 @@ impl Config {
     /// ```
     pub fn shutdown_on_signals(mut self, on: bool) -> Self {
         self.shutdown_on_signals = on;
+        self
+    }
+
+    /// Serves the Socket.IO client from `dir`, like Node's `serveClient`: a GET (or HEAD) of
+    /// `/socket.io/socket.io.min.js` (under [`Config::path`]) answers with that file from
+    /// `dir`, and so for `socket.io.js`, `socket.io.esm.min.js`,
+    /// `socket.io.msgpack.min.js` and the `.map` of each. Point it at the `dist/` directory
+    /// of the npm package `socket.io-client`, so a page needs neither a CDN nor a route of
+    /// its own for the client, and gets the version installed next to the server.
+    ///
+    /// The files are read once, when the server is made (`bind`, `in_memory`), not per
+    /// request: only those of the eight names that exist, each at most 8 MiB; one larger or
+    /// unreadable is skipped with a `log` warning, and so is a directory with none of them
+    /// (the server runs anyway). Answers carry a strong `ETag` from the file's content
+    /// (a request with a matching `If-None-Match`, strong or weak, gets `304`),
+    /// `Cache-Control: public, max-age=0` (the browser checks each time, cheaply), the
+    /// content type of JavaScript (`application/json` for a map) and the CORS headers of
+    /// [`Config::cors`]. The query string is ignored; any other name under the path goes to
+    /// Engine.IO as before. Unlike Node, the body is never compressed.
+    ///
+    /// ```no_run
+    /// use sioloop::{Config, Server};
+    /// let config = Config::default().serve_client("node_modules/socket.io-client/dist");
+    /// let server = Server::bind("127.0.0.1:3000", config, ())?;
+    /// // A page served by this server loads the client with
+    /// // <script src="/socket.io/socket.io.min.js"></script>
+    /// # drop(server);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn serve_client(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.client_dir = Some(dir.into());
         self
     }
 

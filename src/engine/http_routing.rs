@@ -140,6 +140,11 @@ impl Engine {
         conn.inbuf.drain(..head_len + body_len);
         conn.share = conn.share.saturating_sub(1);
         if is_engine {
+            // The client bundle, when served, comes before Engine.IO (as Node's
+            // `attachServe` answers before the engine); without it this is one check.
+            if !self.client_files.is_empty() && self.serve_client_file(token, &request) {
+                return true;
+            }
             self.handle_engine_request(token, request);
         } else {
             // Answered by the handler in `settle`; parsing resumes after the response so

@@ -24,6 +24,7 @@
 //! old one.
 
 mod budget;
+mod client_files;
 mod config;
 mod conn;
 mod conn_io;
@@ -56,6 +57,7 @@ use crate::protocol::engineio::{RequestError, TransportKind};
 use crate::protocol::http::Request;
 use base64::Engine as _;
 use budget::Budget;
+use client_files::ClientFiles;
 use conn::{Chunk, Conn, Pool};
 use handler::Dispatch;
 use handles::Stopper;
@@ -135,6 +137,8 @@ pub struct Engine {
     headers: Option<HeadersHook>,
     /// A hook's headers for the answers to held GETs, by connection.
     held_get_headers: HashMap<usize, Vec<(String, String)>>,
+    /// The client bundle (`Config::serve_client`), read when the engine was made.
+    client_files: ClientFiles,
     /// Rate limit for log lines a client can cause.
     client_log: crate::client_log::PeerLogLimiter,
     now: Instant,
@@ -182,6 +186,10 @@ impl Engine {
         let waker = transport.waker()?;
         let now = transport.now();
         let budget = Budget::new(config.max_buffered_bytes);
+        let client_files = match &config.client_dir {
+            Some(dir) => ClientFiles::load(dir),
+            None => ClientFiles::default(),
+        };
         Ok(Engine {
             local_addr: transport.local_addr(),
             transport,
@@ -217,6 +225,7 @@ impl Engine {
             initial_headers: None,
             headers: None,
             held_get_headers: HashMap::new(),
+            client_files,
             client_log: Default::default(),
             now,
         })

@@ -10,6 +10,8 @@
 //   persist-write           bob writes to #general and to dave (never signed in) ...
 //   persist-read            ... and after a server restart on the same database, dave gets
 //                           both (run against the restarted server)
+//   offline [FLAG]          the page without its client script says so, naming FLAG
+//                           (default --client-js)
 //
 // The browser is Chromium at $CHROMIUM (default /usr/bin/chromium). Each launch gets a new,
 // empty profile (playwright makes a temporary user-data-dir and removes it on close), and
@@ -343,8 +345,12 @@ async function persistRead() {
   await done({});
 }
 
-/** Without --client-js and without internet (the CDN request fails): the page says why. */
-async function offline() {
+/**
+ * Without --client-js and without internet (the CDN request fails), or with a --client-dir
+ * that has no bundle: the page says why, naming the flag given as the argument (default
+ * --client-js).
+ */
+async function offline([flag = "--client-js"]) {
   await launch();
   const page = await (await userContext()).newPage();
   page.setDefaultTimeout(STEP_TIMEOUT_MS);
@@ -353,7 +359,7 @@ async function offline() {
   progress = "opening the page with no client script";
   await page.goto(url);
   const notice = await page.locator("#no-client").textContent();
-  expect("the notice names --client-js", notice.includes("--client-js"), notice);
+  expect(`the notice names ${flag}`, notice.includes(flag), notice);
   await done({ notice });
 }
 
