@@ -62,11 +62,11 @@
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | (none yet) | | The default build is the whole library. |
+//! | `redis` | off | `protocol::resp`: the RESP codec, the groundwork of the Redis adapter (issue 14); no adapter yet |
 //!
-//! The crate has no Cargo features yet. Heavier additions (TLS, a cluster adapter, ...) will
-//! come behind features, off by default, so the default build stays small; on docs.rs an
-//! item behind a feature says which one it needs.
+//! Heavier additions (TLS, a cluster adapter, ...) come behind features, off by default, so
+//! the default build stays small (without `redis` its module is not compiled at all); on
+//! docs.rs an item behind a feature says which one it needs.
 //!
 //! # What is implemented
 //!

@@ -8,6 +8,7 @@
 //! | [`ws`] | the server side of RFC 6455: the upgrade response, the frame reader |
 //! | [`engineio`] | Engine.IO protocol 4: packets, payloads, the handshake query, the session |
 //! | [`socketio`] | Socket.IO protocol 5: the packet codec, binary attachments, serde arguments |
+//! | `resp` (feature `redis`) | RESP2, the Redis protocol: a reply decoder with limits, commands, pub/sub frames |
 //!
 //! ```
 //! use sioloop::protocol::socketio::{Limits, Packet, PacketType};
@@ -20,5 +21,8 @@
 
 pub mod engineio;
 pub mod http;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod resp;
 pub mod socketio;
 pub mod ws;
