@@ -80,6 +80,10 @@ pub struct Config {
     /// (by default, end the process). Turn it off when the program handles these signals
     /// itself, and stop the loop with a `ShutdownHandle`.
     pub shutdown_on_signals: bool,
+    /// Whether Engine.IO protocol 3 clients (`socket.io-client@2`, the old Java and Swift
+    /// clients) may connect (default false, as Node's `allowEIO3`). See
+    /// [`Config::allow_eio3`].
+    pub allow_eio3: bool,
 }
 
 impl Default for Config {
@@ -105,6 +109,7 @@ impl Default for Config {
             max_buffered_bytes: 64 * 1024 * 1024,
             listen_backlog: 1024,
             shutdown_on_signals: true,
+            allow_eio3: false,
         }
     }
 }
@@ -229,6 +234,25 @@ impl Config {
     /// ```
     pub fn shutdown_on_signals(mut self, on: bool) -> Self {
         self.shutdown_on_signals = on;
+        self
+    }
+
+    /// Accepts Engine.IO protocol 3 clients (off by default, like Node's `allowEIO3`):
+    /// `socket.io-client@2` and the old Java and Swift clients, over polling (protocol 3's
+    /// length-prefixed payloads, binary as `b4` + base64 or as an `application/octet-stream`
+    /// payload) and WebSocket. With it on, any request whose `EIO` is not `4` is protocol 3,
+    /// as in Node; off, such a handshake is refused with code 5, `Unsupported protocol
+    /// version`.
+    ///
+    /// A protocol 3 session keeps that protocol's heartbeat: the client pings, the server
+    /// answers, and a session that does not ping within `ping_interval + ping_timeout` is
+    /// closed with `ping timeout`. Above it, the Socket.IO server speaks Socket.IO protocol
+    /// 4 to such a client: the default namespace is joined at once, a refused connection's
+    /// CONNECT_ERROR carries the message as a plain string, the auth of a namespace comes
+    /// from the query of its CONNECT, and socket ids are the Engine.IO sid (`/nsp#sid`
+    /// outside `/`).
+    pub fn allow_eio3(mut self, allow: bool) -> Self {
+        self.allow_eio3 = allow;
         self
     }
 
