@@ -69,8 +69,15 @@ impl<S: 'static> Io<S> {
                 return refuse_connect(engine, session, nsp_name, &error);
             }
         };
-        // Connection state recovery: a dropped socket coming back with its pid.
-        let restored = self.restore(engine, session, nsp_name, auth.as_deref());
+        // Connection state recovery: a dropped socket coming back with its pid. Not for an
+        // Engine.IO 3 client: its CONNECT answer carries no pid, and its socket id is its
+        // session's, so a kept one could not be given back.
+        let eio3 = engine.is_eio3(session);
+        let restored = if eio3 {
+            None
+        } else {
+            self.restore(engine, session, nsp_name, auth.as_deref())
+        };
         let skip_middlewares = restored.is_some()
             && self
                 .core
@@ -127,7 +134,6 @@ impl<S: 'static> Io<S> {
             }
         };
         let recovered = kept_id.is_some();
-        let eio3 = engine.is_eio3(session);
         let id = loop {
             // Socket.IO protocol 4: the id is the Engine.IO sid, `/nsp#sid` outside `/`.
             if eio3 {
