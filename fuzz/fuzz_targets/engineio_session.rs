@@ -342,7 +342,8 @@ fuzz_target!(|input: Input| {
     let start = Instant::now();
     let mut harness = Harness {
         session: if v3 {
-            Session::new_v3(transport, config, "{\"sid\":\"fuzz\"}".to_owned(), start)
+            let b64 = input.ping_timeout_ms & 1 == 1;
+            Session::new_v3(transport, config, "{\"sid\":\"fuzz\"}".to_owned(), b64, start)
         } else {
             Session::new(transport, config, "{\"sid\":\"fuzz\"}".to_owned(), start)
         },

@@ -34,9 +34,6 @@ pub(super) struct SessionSlot {
     pub(super) answered_tick: u32,
     /// What the memory budget counts for it now (saturating).
     pub(super) accounted: u32,
-    /// A protocol 3 session whose client asked for base64 (`b64=1`): its polling answers
-    /// are never binary payloads.
-    pub(super) b64: bool,
 }
 
 /// A session id, stored inline: every session has one, in its slot and as the key of the
@@ -83,7 +80,7 @@ impl Engine {
         let (interval, timeout) = (self.config.ping_interval, self.config.ping_timeout);
         let session = if v3 {
             let json = open_json_v3(sid.as_str(), upgrades, interval, timeout);
-            Session::new_v3(transport, self.config.session_config(), json, self.now)
+            Session::new_v3(transport, self.config.session_config(), json, b64, self.now)
         } else {
             let json = open_json(
                 sid.as_str(),
@@ -110,7 +107,6 @@ impl Engine {
             timer_at: None,
             answered_tick: u32::MAX,
             accounted: 0,
-            b64,
         });
         self.sids.insert(sid, index);
         self.stats.sessions_opened += 1;
@@ -280,7 +276,9 @@ enum Framing {
 impl Framing {
     fn of(slot: &SessionSlot) -> Framing {
         if slot.session.is_v3() {
-            Framing::V3 { b64: slot.b64 }
+            Framing::V3 {
+                b64: slot.session.v3_base64(),
+            }
         } else {
             Framing::V4
         }

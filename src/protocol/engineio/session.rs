@@ -166,6 +166,8 @@ pub struct Session {
     /// Engine.IO protocol 3: the client pings and the server answers; `pong_deadline` is
     /// then the time by which the client's next ping must come.
     v3: bool,
+    /// A protocol 3 client that asked for base64 (`b64=1`) in its polling payloads.
+    v3_base64: bool,
 }
 
 impl Session {
@@ -197,6 +199,7 @@ impl Session {
             linger_until: None,
             events: Queue::new(),
             v3: false,
+            v3_base64: false,
         }
     }
 
@@ -205,15 +208,19 @@ impl Session {
     /// server answers each ping with a pong, and a session that has not pinged within
     /// `ping_interval + ping_timeout` (of the open, or of its last ping) closes with
     /// `ping timeout`, as the reference server does for protocol 3. A pong from the client
-    /// is a transport error.
+    /// is a transport error. `base64`: the client asked for `b64=1`, so its polling answers
+    /// must never be binary payloads (the session only keeps it for its owner, which frames
+    /// them).
     pub fn new_v3(
         transport: TransportKind,
         config: SessionConfig,
         open_json: String,
+        base64: bool,
         now: Instant,
     ) -> Session {
         let mut session = Session::new(transport, config, open_json, now);
         session.v3 = true;
+        session.v3_base64 = base64;
         session.next_ping = None;
         session.pong_deadline = Some(session.v3_ping_deadline(now));
         session
@@ -222,6 +229,12 @@ impl Session {
     /// Whether the session speaks Engine.IO protocol 3.
     pub fn is_v3(&self) -> bool {
         self.v3
+    }
+
+    /// Whether the session's protocol 3 client asked for base64 (`b64=1`) in polling
+    /// payloads (false for protocol 4).
+    pub fn v3_base64(&self) -> bool {
+        self.v3_base64
     }
 
     fn v3_ping_deadline(&self, now: Instant) -> Instant {
@@ -974,8 +987,8 @@ mod tests {
     #[test]
     fn v3_client_pings_and_server_answers() {
         let t0 = Instant::now();
-        let mut s = Session::new_v3(TransportKind::WebSocket, config(), "{}".into(), t0);
-        assert!(s.is_v3());
+        let mut s = Session::new_v3(TransportKind::WebSocket, config(), "{}".into(), false, t0);
+        assert!(s.is_v3() && !s.v3_base64());
         assert_eq!(s.poll_ws_packet(), Some(Packet::Open("{}".into())));
         // No server ping ever; the deadline is pingInterval + pingTimeout.
         assert_eq!(s.poll_timeout(), Some(t0 + ms(500)));
@@ -996,7 +1009,7 @@ mod tests {
     #[test]
     fn v3_pong_from_the_client_is_a_transport_error() {
         let t0 = Instant::now();
-        let mut s = Session::new_v3(TransportKind::Polling, config(), "{}".into(), t0);
+        let mut s = Session::new_v3(TransportKind::Polling, config(), "{}".into(), true, t0);
         assert_eq!(
             s.poll_polling_response(),
             Some(vec![Packet::Open("{}".into())])
