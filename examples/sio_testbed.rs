@@ -30,6 +30,12 @@
 //! a socket that goes tells `room` `leaving` `{id, rooms}` while it still has its rooms and
 //! `left` `{id, rooms}` once it has left them.
 //!
+//! With `--allow-eio3`, `socket.io-client@2` clients (Engine.IO 3) connect too, for
+//! `tests/eio3_client.rs`: they join `/` without a CONNECT, so there the auth middleware
+//! reads `token` and `user` from the handshake's query instead (as a Node server would
+//! have them in `socket.handshake.query`); other namespaces get the query of their
+//! CONNECT as auth.
+//!
 //! `/recovery` is for connection state recovery, on with `--recovery-ms MS` (the kept
 //! sessions' lifetime): its middleware numbers each run and stores the number as the
 //! socket's data; on connect a socket that is not recovered joins `ticking`, and every
@@ -37,7 +43,7 @@
 //! `whoami` acks `{id, recovered, rooms, visit, middleware_runs}`.
 //!
 //! ```text
-//! cargo run --example sio_testbed -- --port 3000 [--ping-interval MS --ping-timeout MS]
+//! cargo run --example sio_testbed -- --port 3000 [--ping-interval MS --ping-timeout MS] [--allow-eio3]
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -46,8 +52,10 @@ use serde::{Deserialize, Serialize};
 const LOG_CAPACITY: usize = 1000;
 use serde_bytes::ByteBuf;
 use serde_json::{Value, json};
+use sioloop::protocol::engineio::handshake::{percent_decode, query_pairs};
 use sioloop::{
-    AckError, Args, Config, ConnectError, Event, Namespace, RecoveryConfig, Server, SocketCx,
+    AckError, Args, Config, ConnectCx, ConnectError, Event, Namespace, RecoveryConfig, Server,
+    SocketCx,
 };
 use std::io::Write;
 use std::time::Duration;
@@ -137,16 +145,38 @@ fn sorted_rooms<S: 'static>(cx: &SocketCx<'_, S>) -> Vec<String> {
     rooms
 }
 
+/// A `socket.io-client@2` client (Engine.IO 3, with `--allow-eio3`) joins `/` without a
+/// CONNECT and so without auth: as on a Node server, its credentials are in the handshake's
+/// query (`?token=secret&user=NAME`).
+fn v2_query_auth<S: 'static>(cx: &ConnectCx<'_, S>) -> Option<Auth> {
+    let query = &cx.handshake()?.request.query;
+    let mut pairs = query_pairs(query).map(|(k, v)| (k, percent_decode(v)));
+    if !pairs.any(|(k, v)| k == "EIO" && v == "3") {
+        return None;
+    }
+    let value = |key: &str| {
+        query_pairs(query)
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| percent_decode(v).into_owned())
+    };
+    Some(Auth {
+        token: value("token")?,
+        user: value("user")?,
+    })
+}
+
 /// The middleware and events every namespace of the testbed has.
 fn setup(ns: &mut Namespace<Testbed>) {
     // Auth belongs in the connection middleware, not in event handlers.
-    ns.use_middleware(|cx| match cx.auth_as::<Auth>() {
-        Some(auth) if auth.token == "secret" => {
-            cx.set_data(User(auth.user));
-            Ok(())
-        }
-        _ => Err(ConnectError::new("not authorized").with_data(json!({"code": "E_AUTH"}))),
-    })
+    ns.use_middleware(
+        |cx| match cx.auth_as::<Auth>().or_else(|| v2_query_auth(cx)) {
+            Some(auth) if auth.token == "secret" => {
+                cx.set_data(User(auth.user));
+                Ok(())
+            }
+            _ => Err(ConnectError::new("not authorized").with_data(json!({"code": "E_AUTH"}))),
+        },
+    )
     .on_connect(|cx| {
         // A room per user: a message to `user:{name}` reaches all of that user's tabs.
         let user = user_of(cx);
@@ -375,6 +405,10 @@ fn main() -> std::io::Result<()> {
     let mut recovery_ms = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
+        if flag == "--allow-eio3" {
+            config = config.allow_eio3(true);
+            continue;
+        }
         let value = args.next().unwrap_or_default();
         let number = || -> u64 {
             value.parse().unwrap_or_else(|_| {
@@ -399,7 +433,7 @@ fn main() -> std::io::Result<()> {
                     "usage: sio_testbed [--port N] [--ping-interval MS] [--ping-timeout MS] \
                      [--max-payload BYTES] [--max-queued-bytes BYTES] [--head-timeout MS] \
                      [--max-buffered-bytes BYTES] [--attachments-timeout MS] [--metrics PATH] \
-                     [--recovery-ms MS]"
+                     [--recovery-ms MS] [--allow-eio3]"
                 );
                 std::process::exit(2)
             }

@@ -77,10 +77,11 @@
 //! timers, a cross-thread handle, connection state recovery
 //! ([`Server::connection_state_recovery`]: a socket whose connection drops comes back with
 //! its id, rooms, data and missed events). Limits on everything a client can make the
-//! server hold, with counters and a Prometheus page.
+//! server hold, with counters and a Prometheus page. Engine.IO 3 clients
+//! (`socket.io-client@2`), off by default as in Node ([`Config::allow_eio3`]), over
+//! polling and WebSocket, spoken to in Socket.IO protocol 4.
 //!
-//! Not implemented: Engine.IO 3 clients (`EIO=3` is refused, so Socket.IO v2 clients
-//! cannot connect), JSONP polling, WebTransport, permessage-deflate, HTTP compression, TLS
+//! Not implemented: JSONP polling, WebTransport, permessage-deflate, HTTP compression, TLS
 //! (put a reverse proxy in front), HTTP/2; in Socket.IO: adapters for several server
 //! processes, and parsers other than the default JSON one (msgpack).
 //!

@@ -50,12 +50,14 @@ fn ensure_node_modules() {
                 ));
             }
         }
-        if dir
-            .join("node_modules")
-            .join("socket.io-client")
-            .join("package.json")
-            .is_file()
-        {
+        let installed = |package: &str| {
+            dir.join("node_modules")
+                .join(package)
+                .join("package.json")
+                .is_file()
+        };
+        // `socket.io-client-v2` is `socket.io-client@2` under an npm alias.
+        if installed("socket.io-client") && installed("socket.io-client-v2") {
             return Ok(());
         }
         let out = Command::new("npm")
@@ -151,7 +153,7 @@ fn run_node(script: &str, args: &[&str], timeout: Duration) -> NodeRun {
         thread::sleep(Duration::from_millis(20));
     };
     NodeRun {
-        command: format!("node socketio_interop.mjs {}", args.join(" ")),
+        command: format!("node {script} {}", args.join(" ")),
         status,
         stdout: out_reader.join().expect("stdout reader"),
         stderr: err_reader.join().expect("stderr reader"),
@@ -478,4 +480,91 @@ fn recovery_over_polling() {
 #[test]
 fn recovery_after_the_upgrade() {
     recovery("upgrade");
+}
+
+/// `socket.io-client@2` (Engine.IO 3, Socket.IO protocol 4) against the testbed started
+/// with `--allow-eio3` (`tests/js/eio3_interop.mjs`, whose header lists the modes). Returns
+/// the script's JSON summary.
+fn eio3(mode: &str, extra: &[&str], server_args: &[&str]) -> Value {
+    ensure_node_modules();
+    let mut args = vec!["--allow-eio3"];
+    args.extend_from_slice(server_args);
+    let mut server = ExampleServer::start("sio_testbed", &args);
+    let url = format!("http://{}", server.addr);
+    let mut node_args = vec![mode, url.as_str()];
+    node_args.extend_from_slice(extra);
+    let run = run_node("eio3_interop.mjs", &node_args, NODE_TIMEOUT);
+    let mut report = run.report();
+    if !server.is_running() {
+        report.push_str("\n--- the sio_testbed server is no longer running ---");
+    }
+    assert!(
+        run.timed_out.is_none() && run.status.success() && server.is_running(),
+        "{report}"
+    );
+    let line = run
+        .stdout
+        .lines()
+        .rfind(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON summary line\n{report}"));
+    let summary: Value = serde_json::from_str(line).expect("a JSON summary");
+    assert_eq!(summary["ok"], true, "{report}");
+    println!("eio3 {mode} {extra:?}: {line} ({:?})", run.elapsed);
+    summary
+}
+
+/// Events, acks and binary both ways, rooms and broadcasts, a namespace with auth in its
+/// query and a refused one, with a v2 client on one transport; ids are Node's for v2
+/// clients (the Engine.IO id, `/admin#<id>`).
+fn eio3_exchange(transport: &str) -> Value {
+    let summary = eio3("exchange", &[transport], &[]);
+    assert_eq!(summary["id"], summary["engineId"], "{summary}");
+    let engine_id = summary["engineId"].as_str().unwrap_or_default();
+    assert_eq!(
+        summary["adminId"],
+        format!("/admin#{engine_id}"),
+        "{summary}"
+    );
+    summary
+}
+
+#[test]
+fn eio3_client_over_polling() {
+    let summary = eio3_exchange("polling");
+    assert_eq!(summary["transport"], "polling", "{summary}");
+}
+
+#[test]
+fn eio3_client_over_polling_with_base64() {
+    let summary = eio3_exchange("polling-b64");
+    assert_eq!(summary["transport"], "polling", "{summary}");
+}
+
+#[test]
+fn eio3_client_over_websocket() {
+    let summary = eio3_exchange("websocket");
+    assert_eq!(summary["transport"], "websocket", "{summary}");
+}
+
+#[test]
+fn eio3_client_upgrades_from_polling() {
+    let summary = eio3_exchange("default");
+    assert_eq!(summary["upgraded"], "websocket", "{summary}");
+}
+
+/// Protocol 3's heartbeat runs from the client: with a 300 ms interval the client's pings
+/// are answered and the session lives on, over polling and WebSocket.
+#[test]
+fn eio3_client_heartbeat() {
+    let summary = eio3(
+        "heartbeat",
+        &[],
+        &["--ping-interval", "300", "--ping-timeout", "200"],
+    );
+    for transport in ["polling", "websocket"] {
+        assert!(
+            summary["pongs"][transport].as_u64().unwrap_or(0) >= 3,
+            "{summary}"
+        );
+    }
 }

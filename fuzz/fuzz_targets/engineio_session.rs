@@ -10,6 +10,9 @@
 //! - `poll_polling_response` only answers a held GET, never with an empty `Vec`, and puts a
 //!   close packet last; no packet is handed out after a close packet;
 //! - the poll and probe methods' results agree with the session's state.
+//!
+//! The top bit of `upgrade_timeout_ms` picks an Engine.IO 3 session (`Session::new_v3`: the
+//! client pings, the server answers), so the seeds written before it keep their meaning.
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -162,7 +165,13 @@ impl Harness {
                     self.upgraded_seen = true;
                     self.probed = false;
                 }
-                Event::ProbeAborted => self.probed = false,
+                // An abort drained late may be an earlier probe's: a probe standing now is
+                // not the one it ended.
+                Event::ProbeAborted => {
+                    if !self.session.is_upgrading() {
+                        self.probed = false;
+                    }
+                }
                 Event::Closed(_) => {
                     assert!(!self.closed_seen, "a second Closed");
                     self.closed_seen = true;
@@ -273,6 +282,8 @@ impl Harness {
                 if self.session.handle_probe_start(now) {
                     assert!(was_polling && !was_upgrading && self.session.is_open());
                     assert!(self.session.is_upgrading());
+                    // A new probe, not probed yet.
+                    self.probed = false;
                 }
             }
             Op::ProbePacket(packet) => {
@@ -320,8 +331,9 @@ fuzz_target!(|input: Input| {
     let config = SessionConfig {
         ping_interval: Duration::from_millis(u64::from(input.ping_interval_ms)),
         ping_timeout: Duration::from_millis(u64::from(input.ping_timeout_ms)),
-        upgrade_timeout: Duration::from_millis(u64::from(input.upgrade_timeout_ms)),
+        upgrade_timeout: Duration::from_millis(u64::from(input.upgrade_timeout_ms & 0x7fff)),
     };
+    let v3 = input.upgrade_timeout_ms & 0x8000 != 0;
     let transport = if input.websocket {
         TransportKind::WebSocket
     } else {
@@ -329,7 +341,12 @@ fuzz_target!(|input: Input| {
     };
     let start = Instant::now();
     let mut harness = Harness {
-        session: Session::new(transport, config, "{\"sid\":\"fuzz\"}".to_owned(), start),
+        session: if v3 {
+            let b64 = input.ping_timeout_ms & 1 == 1;
+            Session::new_v3(transport, config, "{\"sid\":\"fuzz\"}".to_owned(), b64, start)
+        } else {
+            Session::new(transport, config, "{\"sid\":\"fuzz\"}".to_owned(), start)
+        },
         now: start,
         closed_seen: false,
         upgraded_seen: false,

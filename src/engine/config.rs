@@ -84,6 +84,10 @@ pub struct Config {
     /// Serve the Socket.IO client bundle from this directory under [`Config::path`], as
     /// Node's `serveClient` does (default: off). See [`Config::serve_client`].
     pub client_dir: Option<PathBuf>,
+    /// Whether Engine.IO protocol 3 clients (`socket.io-client@2`, the old Java and Swift
+    /// clients) may connect (default false, as Node's `allowEIO3`). See
+    /// [`Config::allow_eio3`].
+    pub allow_eio3: bool,
 }
 
 impl Default for Config {
@@ -110,6 +114,7 @@ impl Default for Config {
             listen_backlog: 1024,
             shutdown_on_signals: true,
             client_dir: None,
+            allow_eio3: false,
         }
     }
 }
@@ -265,6 +270,25 @@ impl Config {
     /// ```
     pub fn serve_client(mut self, dir: impl Into<PathBuf>) -> Self {
         self.client_dir = Some(dir.into());
+        self
+    }
+
+    /// Accepts Engine.IO protocol 3 clients (off by default, like Node's `allowEIO3`):
+    /// `socket.io-client@2` and the old Java and Swift clients, over polling (protocol 3's
+    /// length-prefixed payloads, binary as `b4` + base64 or as an `application/octet-stream`
+    /// payload) and WebSocket. With it on, any request whose `EIO` is not `4` is protocol 3,
+    /// as in Node; off, such a handshake is refused with code 5, `Unsupported protocol
+    /// version`.
+    ///
+    /// A protocol 3 session keeps that protocol's heartbeat: the client pings, the server
+    /// answers, and a session that does not ping within `ping_interval + ping_timeout` is
+    /// closed with `ping timeout`. Above it, the Socket.IO server speaks Socket.IO protocol
+    /// 4 to such a client: the default namespace is joined at once, a refused connection's
+    /// CONNECT_ERROR carries the message as a plain string, the auth of a namespace comes
+    /// from the query of its CONNECT, and socket ids are the Engine.IO sid (`/nsp#sid`
+    /// outside `/`).
+    pub fn allow_eio3(mut self, allow: bool) -> Self {
+        self.allow_eio3 = allow;
         self
     }
 

@@ -8,6 +8,7 @@ use crate::client_log::Clipped;
 use crate::protocol::engineio::TransportKind;
 use crate::protocol::engineio::handshake::{EngineQuery, RequestError};
 use crate::protocol::engineio::packet::decode_payload;
+use crate::protocol::engineio::payload_v3;
 use crate::protocol::engineio::session::{CloseReason, PollError};
 use crate::protocol::http::{self, Parsed, Request, Response};
 use mio::Token;
@@ -256,10 +257,11 @@ impl Engine {
             return;
         }
         let query = EngineQuery::parse(&request.query);
-        let transport = match query.validate(&self.config.transports) {
-            Ok(t) => t,
-            Err(e) => return self.refuse(token, &request, e, keep_alive),
-        };
+        let (transport, v3) =
+            match query.validate_with_eio3(&self.config.transports, self.config.allow_eio3) {
+                Ok(t) => t,
+                Err(e) => return self.refuse(token, &request, e, keep_alive),
+            };
         if let (Some(allowed), Some(o)) = (&self.config.allowed_origins, origin)
             && !allowed.iter().any(|a| a == o)
         {
@@ -283,6 +285,11 @@ impl Engine {
         let sid = query.sid.map(str::to_owned);
         let session = match sid.as_deref() {
             Some(sid) => match self.session_by_sid(sid) {
+                // A request must speak its session's protocol (reference: "unexpected
+                // protocol version during upgrade").
+                Some(key) if self.sessions[key.index].session.is_v3() != v3 => {
+                    return self.refuse(token, &request, RequestError::BadRequest, false);
+                }
                 Some(key) => Some(key),
                 None => {
                     return self.refuse(token, &request, RequestError::UnknownSid, keep_alive);
@@ -365,7 +372,15 @@ impl Engine {
                     // Closed but lingering for its last GET: nothing more is accepted.
                     return self.refuse(token, &request, RequestError::UnknownSid, keep_alive);
                 }
-                match decode_payload(&request.body, self.config.max_packets_per_payload) {
+                let max = self.config.max_packets_per_payload;
+                let decoded = if !slot.session.is_v3() {
+                    decode_payload(&request.body, max)
+                } else if request.header("content-type") == Some("application/octet-stream") {
+                    payload_v3::decode_binary_payload(&request.body, max)
+                } else {
+                    payload_v3::decode_text_payload(&request.body, max)
+                };
+                match decoded {
                     Ok(packets) => {
                         self.stats.packets_in += packets.len() as u64;
                         for packet in packets {

@@ -428,6 +428,12 @@ impl Engine {
         self.slot(id).map(|s| &s.handshake)
     }
 
+    /// Whether the session speaks Engine.IO protocol 3 (a `socket.io-client@2` client,
+    /// accepted with [`Config::allow_eio3`]).
+    pub fn is_eio3(&self, id: SessionId) -> bool {
+        self.slot(id).is_some_and(|s| s.session.is_v3())
+    }
+
     /// The transport the session runs on now.
     pub fn transport(&self, id: SessionId) -> Option<TransportKind> {
         self.slot(id).map(|s| s.session.transport())
@@ -462,6 +468,7 @@ impl Engine {
             && slot.session.transport() == TransportKind::WebSocket
             && slot.session.is_open()
             && slot.session.queued() == 0
+            && !slot.session.is_v3()
             && let Some(conn) = self.conns.get_mut(token.0)
             && !conn.close_after_flush
         {

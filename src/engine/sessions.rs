@@ -6,8 +6,9 @@ use super::handler::{Dispatch, Handshake, SessionId};
 use super::timers::TimerKey;
 use super::{Engine, ID_LEN, shared};
 use crate::protocol::engineio::TransportKind;
-use crate::protocol::engineio::handshake::{RequestError, open_json};
+use crate::protocol::engineio::handshake::{EngineQuery, RequestError, open_json, open_json_v3};
 use crate::protocol::engineio::packet::{Packet, encode_payload};
+use crate::protocol::engineio::payload_v3;
 use crate::protocol::engineio::session::{Event, Session};
 use crate::protocol::http::{self, Request};
 use mio::Token;
@@ -71,14 +72,25 @@ impl Engine {
                 break sid;
             }
         };
-        let json = open_json(
-            sid.as_str(),
-            self.config.upgrades_for(transport),
-            self.config.ping_interval,
-            self.config.ping_timeout,
-            self.config.max_payload,
-        );
-        let session = Session::new(transport, self.config.session_config(), json, self.now);
+        // The request was validated: an `EIO` other than 4 is protocol 3, allowed.
+        let query = EngineQuery::parse(&request.query);
+        let v3 = self.config.allow_eio3 && query.eio != Some("4");
+        let b64 = v3 && query.b64.is_some_and(|b| !b.is_empty());
+        let upgrades = self.config.upgrades_for(transport);
+        let (interval, timeout) = (self.config.ping_interval, self.config.ping_timeout);
+        let session = if v3 {
+            let json = open_json_v3(sid.as_str(), upgrades, interval, timeout);
+            Session::new_v3(transport, self.config.session_config(), json, b64, self.now)
+        } else {
+            let json = open_json(
+                sid.as_str(),
+                upgrades,
+                interval,
+                timeout,
+                self.config.max_payload,
+            );
+            Session::new(transport, self.config.session_config(), json, self.now)
+        };
         let generation = self.generation();
         let index = self.sessions.insert(SessionSlot {
             generation,
@@ -144,6 +156,7 @@ impl Engine {
         // WebSocket transmit.
         if let Some(token) = ws {
             let session = &mut self.sessions[index].session;
+            let v3 = session.is_v3();
             let mut count = 0u64;
             if let Some(conn) = self.conns.get_mut(token.0) {
                 // Framed straight into the connection's last buffer: the packets of a tick
@@ -151,7 +164,7 @@ impl Engine {
                 conn.out.extend_with(&mut self.pool, |out| {
                     while let Some(p) = session.poll_ws_packet() {
                         count += 1;
-                        shared::write_packet_frame(out, &p);
+                        shared::write_packet_frame_for(out, &p, v3);
                     }
                 });
                 self.stats.packets_out += count;
@@ -165,7 +178,8 @@ impl Engine {
                 self.stats.packets_out += packets.len() as u64;
                 slot.held_get = None;
                 slot.answered_tick = self.tick as u32;
-                self.answer_held_get(token, &packets);
+                let framing = Framing::of(slot);
+                self.answer_held_get(token, &packets, framing);
             }
         }
         let slot = &mut self.sessions[index];
@@ -197,11 +211,11 @@ impl Engine {
             self.close_ws_gracefully(token, 1000, "");
         }
         if let Some(token) = slot.held_get {
-            self.answer_held_get(token, &[Packet::Close]);
+            self.answer_held_get(token, &[Packet::Close], Framing::of(&slot));
         }
     }
 
-    fn answer_held_get(&mut self, token: Token, packets: &[Packet]) {
+    fn answer_held_get(&mut self, token: Token, packets: &[Packet], framing: Framing) {
         let Some(conn) = self.conns.get_mut(token.0) else {
             return;
         };
@@ -213,11 +227,21 @@ impl Engine {
         };
         let keep_alive = keep_alive && !self.shutting_down;
         let mut body = Vec::new();
-        encode_payload(packets, &mut body);
-        let mut headers = vec![(
-            "Content-Type".to_owned(),
-            "text/plain; charset=UTF-8".to_owned(),
-        )];
+        let content_type = match framing {
+            Framing::V4 => {
+                encode_payload(packets, &mut body);
+                "text/plain; charset=UTF-8"
+            }
+            Framing::V3 { b64 } if payload_v3::wants_binary_payload(!b64, packets) => {
+                payload_v3::encode_binary_payload(packets, &mut body);
+                "application/octet-stream"
+            }
+            Framing::V3 { .. } => {
+                payload_v3::encode_text_payload(packets, &mut body);
+                "text/plain; charset=UTF-8"
+            }
+        };
+        let mut headers = vec![("Content-Type".to_owned(), content_type.to_owned())];
         if let Some(extra) = self.held_get_headers.remove(&token.0) {
             headers.extend(extra);
         }
@@ -236,5 +260,27 @@ impl Engine {
         }
         self.queue_flush(token);
         self.arm_idle_deadline(token);
+    }
+}
+
+/// How a session's polling answers are framed.
+#[derive(Clone, Copy, Debug)]
+enum Framing {
+    /// Engine.IO 4: records joined by `\x1e`.
+    V4,
+    /// Engine.IO 3: length-prefixed records; binary payloads unless the client asked for
+    /// base64.
+    V3 { b64: bool },
+}
+
+impl Framing {
+    fn of(slot: &SessionSlot) -> Framing {
+        if slot.session.is_v3() {
+            Framing::V3 {
+                b64: slot.session.v3_base64(),
+            }
+        } else {
+            Framing::V4
+        }
     }
 }

@@ -77,6 +77,17 @@ pub(crate) fn write_message_frame(out: &mut Vec<u8>, message: &Message) {
     }
 }
 
+/// Appends one Engine.IO packet as a WebSocket frame of a session on protocol 3 or 4: a
+/// binary message of protocol 3 starts with the type byte `4`.
+pub(crate) fn write_packet_frame_for(out: &mut Vec<u8>, packet: &Packet, v3: bool) {
+    match packet {
+        Packet::Message(Message::Binary(data)) if v3 => {
+            ws::write_frame_parts(out, FrameKind::Binary, &[&[4], data])
+        }
+        _ => write_packet_frame(out, packet),
+    }
+}
+
 /// Appends one Engine.IO packet as a WebSocket frame.
 pub(crate) fn write_packet_frame(out: &mut Vec<u8>, packet: &Packet) {
     match packet {

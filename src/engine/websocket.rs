@@ -6,6 +6,7 @@ use super::{Engine, shared};
 use crate::protocol::engineio::TransportKind;
 use crate::protocol::engineio::handshake::RequestError;
 use crate::protocol::engineio::packet::{Message, Packet};
+use crate::protocol::engineio::payload_v3;
 use crate::protocol::engineio::session::{CloseReason, ProbeReply};
 use crate::protocol::http::Request;
 use crate::protocol::ws::{self, FrameKind, FrameReader, WsEvent};
@@ -113,7 +114,25 @@ impl Engine {
                 self.fail_ws(token, session, role, code, CloseReason::TransportClose);
                 return false;
             }
+            // A protocol 3 binary frame starts with its type byte: taken off below, where
+            // the session is at hand.
             WsEvent::Binary(data) => Packet::Message(Message::Binary(data)),
+            // Protocol 3 only: `b4` + base64 in a text frame (never valid in protocol 4).
+            WsEvent::Text(text) if text.starts_with('b') => {
+                let decoded = if self.session_is_v3(session) {
+                    payload_v3::decode_text_record(&text).ok()
+                } else {
+                    None
+                };
+                match decoded {
+                    Some(p) => p,
+                    None => {
+                        self.conns[token.0].inbuf.clear();
+                        self.fail_ws(token, session, role, 1000, CloseReason::ParseError);
+                        return false;
+                    }
+                }
+            }
             WsEvent::Text(text) => match Packet::decode_text_owned(text) {
                 Ok(p) => p,
                 Err(_) => {
@@ -129,6 +148,19 @@ impl Engine {
             self.close_ws_gracefully(token, 1000, "");
             return false;
         };
+        let mut packet = packet;
+        if slot.session.is_v3()
+            && let Packet::Message(Message::Binary(data)) = &packet
+        {
+            match payload_v3::decode_ws_binary(data) {
+                Ok(p) => packet = p,
+                Err(_) => {
+                    self.conns[token.0].inbuf.clear();
+                    self.fail_ws(token, session, role, 1000, CloseReason::ParseError);
+                    return false;
+                }
+            }
+        }
         match role {
             WsRole::Active => {
                 slot.session.handle_timeout(now);
@@ -212,5 +244,11 @@ impl Engine {
             .extend_with(&mut self.pool, |out| ws::write_close(out, code, reason));
         conn.close_after_flush = true;
         self.queue_flush(token);
+    }
+
+    /// Whether the session a WebSocket serves speaks Engine.IO protocol 3.
+    fn session_is_v3(&self, session: SessionKey) -> bool {
+        self.slot(session.into())
+            .is_some_and(|slot| slot.session.is_v3())
     }
 }

@@ -69,8 +69,15 @@ impl<S: 'static> Io<S> {
                 return refuse_connect(engine, session, nsp_name, &error);
             }
         };
-        // Connection state recovery: a dropped socket coming back with its pid.
-        let restored = self.restore(engine, session, nsp_name, auth.as_deref());
+        // Connection state recovery: a dropped socket coming back with its pid. Not for an
+        // Engine.IO 3 client: its CONNECT answer carries no pid, and its socket id is its
+        // session's, so a kept one could not be given back.
+        let eio3 = engine.is_eio3(session);
+        let restored = if eio3 {
+            None
+        } else {
+            self.restore(engine, session, nsp_name, auth.as_deref())
+        };
         let skip_middlewares = restored.is_some()
             && self
                 .core
@@ -128,6 +135,15 @@ impl<S: 'static> Io<S> {
         };
         let recovered = kept_id.is_some();
         let id = loop {
+            // Socket.IO protocol 4: the id is the Engine.IO sid, `/nsp#sid` outside `/`.
+            if eio3 {
+                let sid = engine.sid(session).unwrap_or_default();
+                break if nsp_name == "/" {
+                    sid.to_owned()
+                } else {
+                    format!("{nsp_name}#{sid}")
+                };
+            }
             if let Some(id) = kept_id {
                 // `restore` checked that no socket of the namespace has it.
                 break id.to_string();
@@ -215,7 +231,12 @@ impl<S: 'static> Io<S> {
         if recovered {
             self.core.stats.sessions_recovered += 1;
         }
-        let text = encode_packet(PacketType::Connect, nsp_name, None, &[&connect_data], 0);
+        // Socket.IO protocol 4's CONNECT carries no data.
+        let text = if eio3 {
+            encode_packet(PacketType::Connect, nsp_name, None, &[], 0)
+        } else {
+            encode_packet(PacketType::Connect, nsp_name, None, &[&connect_data], 0)
+        };
         engine.send(session, Message::Text(text));
         if let Some(f) = self.handlers[handlers].on_connect.as_mut() {
             f(&mut SocketCx::new(engine, &mut self.core, key));
@@ -306,6 +327,15 @@ fn refuse_connect(engine: &mut Engine, session: SessionId, nsp: &str, error: &Co
             Clipped(&error.message)
         );
     }
-    let text = encode_packet(PacketType::ConnectError, nsp, None, &[&error.to_json()], 0);
+    // Socket.IO protocol 4 (Engine.IO 3 clients): the data, or else the message, as it is.
+    let json = if engine.is_eio3(session) {
+        match &error.data {
+            Some(data) => data.to_string(),
+            None => serde_json::to_string(&error.message).unwrap_or_else(|_| r#""error""#.into()),
+        }
+    } else {
+        error.to_json()
+    };
+    let text = encode_packet(PacketType::ConnectError, nsp, None, &[&json], 0);
     engine.send(session, Message::Text(text));
 }

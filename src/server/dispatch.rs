@@ -8,6 +8,7 @@ use super::namespace::{Namespace, NamespaceMatcher};
 use super::timers::{Timer, UserTimer};
 use super::{Ack, DisconnectReason, Event, RateLimitAction, Refuse, ServerCx, SocketCx, SocketKey};
 use crate::engine::{Engine, EngineHandler, SessionId};
+use crate::protocol::engineio::handshake::{percent_decode, query_pairs};
 use crate::protocol::engineio::{CloseReason, Message};
 use crate::protocol::http::{Request, Response};
 use crate::protocol::socketio::binary::{Assembler, Complete};
@@ -77,6 +78,12 @@ impl<S: 'static> Io<S> {
         attachments: Vec<Vec<u8>>,
     ) {
         match kind {
+            // A Socket.IO 4 client (on Engine.IO 3) sends its auth as the query of the
+            // namespace (`/chat?token=x`), and no data.
+            PacketType::Connect if engine.is_eio3(session) => {
+                let (name, auth) = split_v3_namespace(nsp);
+                self.connect(engine, session, name, auth)
+            }
             PacketType::Connect => self.connect(engine, session, nsp, data),
             PacketType::Disconnect => {
                 if let Some(key) = self.socket_in(session, nsp) {
@@ -214,6 +221,11 @@ impl<S: 'static> EngineHandler for Io<S> {
         );
         let at = engine.now() + self.core.config.connect_timeout;
         self.core.timers.push(Reverse((at, Timer::Connect(id))));
+        // Socket.IO protocol 4 (Engine.IO 3 clients): the default namespace is joined
+        // without a CONNECT from the client.
+        if engine.is_eio3(id) {
+            self.connect(engine, id, "/", None);
+        }
     }
 
     fn on_message(&mut self, engine: &mut Engine, id: SessionId, message: Message) {
@@ -297,4 +309,25 @@ impl<S: 'static> EngineHandler for Io<S> {
     fn on_timeout(&mut self, engine: &mut Engine) {
         self.fire_timers(engine);
     }
+}
+
+/// The namespace and auth of a Socket.IO 4 CONNECT: the name up to `?`, and the query after
+/// it as a JSON object of strings (the first value of a repeated key wins), as the reference
+/// server reads it.
+fn split_v3_namespace(nsp: &str) -> (&str, Option<Box<RawValue>>) {
+    let Some((name, query)) = nsp.split_once('?') else {
+        return (nsp, None);
+    };
+    let mut auth = serde_json::Map::new();
+    for (key, value) in query_pairs(query) {
+        let key = percent_decode(key).into_owned();
+        if !auth.contains_key(&key) {
+            let value = percent_decode(value).into_owned();
+            auth.insert(key, serde_json::Value::String(value));
+        }
+    }
+    let auth = serde_json::to_string(&auth)
+        .ok()
+        .and_then(|json| RawValue::from_string(json).ok());
+    (if name.is_empty() { "/" } else { name }, auth)
 }

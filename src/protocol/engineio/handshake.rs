@@ -106,6 +106,9 @@ pub struct EngineQuery<'a> {
     pub transport: Option<&'a str>,
     /// `sid`: the session, absent on a handshake.
     pub sid: Option<&'a str>,
+    /// `b64`: a protocol 3 client that cannot take binary polling payloads asks for base64
+    /// (`b64=1`).
+    pub b64: Option<&'a str>,
 }
 
 impl<'a> EngineQuery<'a> {
@@ -118,6 +121,7 @@ impl<'a> EngineQuery<'a> {
                 "EIO" => &mut out.eio,
                 "transport" => &mut out.transport,
                 "sid" => &mut out.sid,
+                "b64" => &mut out.b64,
                 _ => continue,
             };
             if slot.is_none() {
@@ -130,15 +134,28 @@ impl<'a> EngineQuery<'a> {
     /// Checks the protocol revision and the transport against the allowed ones, in the
     /// reference server's order (transport first, then protocol).
     pub fn validate(&self, allowed: &[TransportKind]) -> Result<TransportKind, RequestError> {
+        self.validate_with_eio3(allowed, false)
+            .map(|(transport, _)| transport)
+    }
+
+    /// [`EngineQuery::validate`], also accepting protocol 3 when `allow_eio3` is on: as
+    /// the reference server does then, any `EIO` other than `4` (missing included) is
+    /// protocol 3. Returns the transport and whether the request speaks protocol 3.
+    pub fn validate_with_eio3(
+        &self,
+        allowed: &[TransportKind],
+        allow_eio3: bool,
+    ) -> Result<(TransportKind, bool), RequestError> {
         let transport = self
             .transport
             .and_then(TransportKind::from_name)
             .filter(|t| allowed.contains(t))
             .ok_or(RequestError::UnknownTransport)?;
-        if self.eio != Some(PROTOCOL) {
+        let v3 = self.eio != Some(PROTOCOL);
+        if v3 && !allow_eio3 {
             return Err(RequestError::UnsupportedProtocolVersion);
         }
-        Ok(transport)
+        Ok((transport, v3))
     }
 }
 
@@ -182,6 +199,32 @@ fn hex(b: u8) -> Option<u8> {
         b'A'..=b'F' => Some(b - b'A' + 10),
         _ => None,
     }
+}
+
+/// The JSON of the open packet of a protocol 3 session: as [`open_json`] without
+/// `maxPayload`, which protocol 3 does not have.
+///
+/// ```
+/// use sioloop::protocol::engineio::handshake::open_json_v3;
+/// use std::time::Duration;
+/// assert_eq!(
+///     open_json_v3("abc", &["websocket"], Duration::from_millis(25000), Duration::from_millis(20000)),
+///     r#"{"sid":"abc","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000}"#
+/// );
+/// ```
+pub fn open_json_v3(
+    sid: &str,
+    upgrades: &[&str],
+    ping_interval: Duration,
+    ping_timeout: Duration,
+) -> String {
+    let upgrades = serde_json::to_string(upgrades).unwrap_or_else(|_| "[]".into());
+    let sid = serde_json::to_string(sid).unwrap_or_else(|_| "\"\"".into());
+    format!(
+        "{{\"sid\":{sid},\"upgrades\":{upgrades},\"pingInterval\":{},\"pingTimeout\":{}}}",
+        ping_interval.as_millis(),
+        ping_timeout.as_millis(),
+    )
 }
 
 /// The JSON of the open packet: exactly `sid`, `upgrades`, `pingInterval`, `pingTimeout` and
@@ -236,6 +279,17 @@ mod tests {
         assert_eq!(
             EngineQuery::parse("EIO=3&transport=polling").validate(&[Polling]),
             Err(RequestError::UnsupportedProtocolVersion)
+        );
+        let v3 = EngineQuery::parse("EIO=3&transport=polling&b64=1");
+        assert_eq!(v3.b64, Some("1"));
+        assert_eq!(v3.validate_with_eio3(&[Polling], true), Ok((Polling, true)));
+        assert_eq!(
+            v3.validate_with_eio3(&[Polling], false),
+            Err(RequestError::UnsupportedProtocolVersion)
+        );
+        assert_eq!(
+            EngineQuery::parse("EIO=4&transport=polling").validate_with_eio3(&[Polling], true),
+            Ok((Polling, false))
         );
     }
 

@@ -6,6 +6,7 @@
 
 pub mod handshake;
 pub mod packet;
+pub mod payload_v3;
 pub mod session;
 
 pub use handshake::{RequestError, TransportKind};

@@ -203,6 +203,9 @@ pub enum DecodeError {
     InvalidBase64,
     /// More packets in one payload than the limit allows.
     TooManyPackets,
+    /// A protocol 3 payload whose record lengths do not frame it (see
+    /// [`super::payload_v3`]).
+    BadLength,
 }
 
 impl fmt::Display for DecodeError {
@@ -213,6 +216,7 @@ impl fmt::Display for DecodeError {
             DecodeError::InvalidUtf8 => f.write_str("packet is not valid UTF-8"),
             DecodeError::InvalidBase64 => f.write_str("binary packet is not valid base64"),
             DecodeError::TooManyPackets => f.write_str("too many packets in one payload"),
+            DecodeError::BadLength => f.write_str("payload record lengths do not frame it"),
         }
     }
 }

@@ -163,6 +163,11 @@ pub struct Session {
     /// A closed polling session lingers until its last packets are fetched, or until this.
     linger_until: Option<Instant>,
     events: Queue<Event>,
+    /// Engine.IO protocol 3: the client pings and the server answers; `pong_deadline` is
+    /// then the time by which the client's next ping must come.
+    v3: bool,
+    /// A protocol 3 client that asked for base64 (`b64=1`) in its polling payloads.
+    v3_base64: bool,
 }
 
 impl Session {
@@ -193,7 +198,47 @@ impl Session {
             closed: None,
             linger_until: None,
             events: Queue::new(),
+            v3: false,
+            v3_base64: false,
         }
+    }
+
+    /// A new open session speaking Engine.IO protocol 3 (`EIO=3`, `socket.io-client@2`):
+    /// as [`Session::new`], but the heartbeat runs the other way. The client pings, the
+    /// server answers each ping with a pong, and a session that has not pinged within
+    /// `ping_interval + ping_timeout` (of the open, or of its last ping) closes with
+    /// `ping timeout`, as the reference server does for protocol 3. A pong from the client
+    /// is a transport error. `base64`: the client asked for `b64=1`, so its polling answers
+    /// must never be binary payloads (the session only keeps it for its owner, which frames
+    /// them).
+    pub fn new_v3(
+        transport: TransportKind,
+        config: SessionConfig,
+        open_json: String,
+        base64: bool,
+        now: Instant,
+    ) -> Session {
+        let mut session = Session::new(transport, config, open_json, now);
+        session.v3 = true;
+        session.v3_base64 = base64;
+        session.next_ping = None;
+        session.pong_deadline = Some(session.v3_ping_deadline(now));
+        session
+    }
+
+    /// Whether the session speaks Engine.IO protocol 3.
+    pub fn is_v3(&self) -> bool {
+        self.v3
+    }
+
+    /// Whether the session's protocol 3 client asked for base64 (`b64=1`) in polling
+    /// payloads (false for protocol 4).
+    pub fn v3_base64(&self) -> bool {
+        self.v3_base64
+    }
+
+    fn v3_ping_deadline(&self, now: Instant) -> Instant {
+        now + self.config.ping_interval + self.config.ping_timeout
     }
 
     /// The transport the session currently runs on.
@@ -307,6 +352,12 @@ impl Session {
         match packet {
             // engine.io-protocol v4, "Heartbeat": the server pings every pingInterval and
             // waits pingTimeout for the pong; the next ping is due pingInterval after it.
+            // Protocol 3: the client pings, the server answers and waits for the next one.
+            Packet::Ping(data) if self.v3 => {
+                self.pong_deadline = Some(self.v3_ping_deadline(now));
+                self.outbox.push_back(Packet::Pong(data));
+            }
+            Packet::Pong(_) if self.v3 => self.close(CloseReason::TransportError, now),
             Packet::Pong(_) => {
                 if self.pong_deadline.take().is_some() {
                     self.next_ping = Some(now + self.config.ping_interval);
@@ -931,5 +982,48 @@ mod tests {
         assert!(!s.is_finished(t0));
         assert_eq!(s.poll_timeout(), Some(t0 + ms(200)));
         assert!(s.is_finished(t0 + ms(200)));
+    }
+
+    #[test]
+    fn v3_client_pings_and_server_answers() {
+        let t0 = Instant::now();
+        let mut s = Session::new_v3(TransportKind::WebSocket, config(), "{}".into(), false, t0);
+        assert!(s.is_v3() && !s.v3_base64());
+        assert_eq!(s.poll_ws_packet(), Some(Packet::Open("{}".into())));
+        // No server ping ever; the deadline is pingInterval + pingTimeout.
+        assert_eq!(s.poll_timeout(), Some(t0 + ms(500)));
+        s.handle_timeout(t0 + ms(400));
+        assert_eq!(s.poll_ws_packet(), None);
+        s.handle_packet(Packet::Ping(String::new()), t0 + ms(450));
+        assert_eq!(s.poll_ws_packet(), Some(Packet::Pong(String::new())));
+        assert_eq!(s.poll_timeout(), Some(t0 + ms(950)));
+        s.handle_timeout(t0 + ms(949));
+        assert!(s.is_open());
+        s.handle_timeout(t0 + ms(950));
+        assert_eq!(
+            s.poll_event(),
+            Some(Event::Closed(CloseReason::PingTimeout))
+        );
+    }
+
+    #[test]
+    fn v3_pong_from_the_client_is_a_transport_error() {
+        let t0 = Instant::now();
+        let mut s = Session::new_v3(TransportKind::Polling, config(), "{}".into(), true, t0);
+        assert_eq!(
+            s.poll_polling_response(),
+            Some(vec![Packet::Open("{}".into())])
+        );
+        s.handle_packet(Packet::Ping("x".into()), t0);
+        assert_eq!(s.handle_poll_get(t0), Ok(()));
+        assert_eq!(
+            s.poll_polling_response(),
+            Some(vec![Packet::Pong("x".into())])
+        );
+        s.handle_packet(Packet::Pong(String::new()), t0);
+        assert_eq!(
+            s.poll_event(),
+            Some(Event::Closed(CloseReason::TransportError))
+        );
     }
 }
