@@ -3,6 +3,7 @@
 //! responses.
 
 use super::conn::ConnState;
+use super::sessions::Protocol;
 use super::{Engine, EngineHandler};
 use crate::client_log::Clipped;
 use crate::protocol::engineio::TransportKind;
@@ -301,7 +302,8 @@ impl Engine {
             if transport != TransportKind::WebSocket {
                 return self.refuse(token, &request, RequestError::BadRequest, false);
             }
-            return self.handle_ws_upgrade(token, request, session);
+            let protocol = Protocol::of_handshake(v3, &query);
+            return self.handle_ws_upgrade(token, request, session, protocol);
         }
         let Some(key) = session else {
             // A handshake.
@@ -319,7 +321,8 @@ impl Engine {
             let peer = self.conns[token.0].peer;
             let origin_owned = origin.map(str::to_owned);
             let headers = self.extra_headers(&request, true);
-            match self.new_session(TransportKind::Polling, peer, request) {
+            let protocol = Protocol::of_handshake(v3, &query);
+            match self.new_session(TransportKind::Polling, protocol, peer, request) {
                 Ok(key) => {
                     self.keep_held_get_headers(token, headers);
                     self.sessions[key.index].held_get = Some(token);

@@ -57,6 +57,7 @@ impl Engine {
     pub(super) fn new_session(
         &mut self,
         transport: TransportKind,
+        protocol: Protocol,
         peer: SocketAddr,
         request: Request,
     ) -> Result<SessionKey, Box<(RequestError, Request)>> {
@@ -72,24 +73,23 @@ impl Engine {
                 break sid;
             }
         };
-        // The request was validated: an `EIO` other than 4 is protocol 3, allowed.
-        let query = EngineQuery::parse(&request.query);
-        let v3 = self.config.allow_eio3 && query.eio != Some("4");
-        let b64 = v3 && query.b64.is_some_and(|b| !b.is_empty());
         let upgrades = self.config.upgrades_for(transport);
         let (interval, timeout) = (self.config.ping_interval, self.config.ping_timeout);
-        let session = if v3 {
-            let json = open_json_v3(sid.as_str(), upgrades, interval, timeout);
-            Session::new_v3(transport, self.config.session_config(), json, b64, self.now)
-        } else {
-            let json = open_json(
-                sid.as_str(),
-                upgrades,
-                interval,
-                timeout,
-                self.config.max_payload,
-            );
-            Session::new(transport, self.config.session_config(), json, self.now)
+        let session = match protocol {
+            Protocol::V3 { b64 } => {
+                let json = open_json_v3(sid.as_str(), upgrades, interval, timeout);
+                Session::new_v3(transport, self.config.session_config(), json, b64, self.now)
+            }
+            Protocol::V4 => {
+                let json = open_json(
+                    sid.as_str(),
+                    upgrades,
+                    interval,
+                    timeout,
+                    self.config.max_payload,
+                );
+                Session::new(transport, self.config.session_config(), json, self.now)
+            }
         };
         let generation = self.generation();
         let index = self.sessions.insert(SessionSlot {
@@ -178,8 +178,8 @@ impl Engine {
                 self.stats.packets_out += packets.len() as u64;
                 slot.held_get = None;
                 slot.answered_tick = self.tick as u32;
-                let framing = Framing::of(slot);
-                self.answer_held_get(token, &packets, framing);
+                let protocol = Protocol::of(slot);
+                self.answer_held_get(token, &packets, protocol);
             }
         }
         let slot = &mut self.sessions[index];
@@ -211,11 +211,11 @@ impl Engine {
             self.close_ws_gracefully(token, 1000, "");
         }
         if let Some(token) = slot.held_get {
-            self.answer_held_get(token, &[Packet::Close], Framing::of(&slot));
+            self.answer_held_get(token, &[Packet::Close], Protocol::of(&slot));
         }
     }
 
-    fn answer_held_get(&mut self, token: Token, packets: &[Packet], framing: Framing) {
+    fn answer_held_get(&mut self, token: Token, packets: &[Packet], protocol: Protocol) {
         let Some(conn) = self.conns.get_mut(token.0) else {
             return;
         };
@@ -227,16 +227,16 @@ impl Engine {
         };
         let keep_alive = keep_alive && !self.shutting_down;
         let mut body = Vec::new();
-        let content_type = match framing {
-            Framing::V4 => {
+        let content_type = match protocol {
+            Protocol::V4 => {
                 encode_payload(packets, &mut body);
                 "text/plain; charset=UTF-8"
             }
-            Framing::V3 { b64 } if payload_v3::wants_binary_payload(!b64, packets) => {
+            Protocol::V3 { b64 } if payload_v3::wants_binary_payload(!b64, packets) => {
                 payload_v3::encode_binary_payload(packets, &mut body);
                 "application/octet-stream"
             }
-            Framing::V3 { .. } => {
+            Protocol::V3 { .. } => {
                 payload_v3::encode_text_payload(packets, &mut body);
                 "text/plain; charset=UTF-8"
             }
@@ -263,24 +263,36 @@ impl Engine {
     }
 }
 
-/// How a session's polling answers are framed.
-#[derive(Clone, Copy, Debug)]
-enum Framing {
+/// A session's Engine.IO protocol, and with it how its polling answers are framed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Protocol {
     /// Engine.IO 4: records joined by `\x1e`.
     V4,
     /// Engine.IO 3: length-prefixed records; binary payloads unless the client asked for
-    /// base64.
+    /// base64 (`b64` in its handshake).
     V3 { b64: bool },
 }
 
-impl Framing {
-    fn of(slot: &SessionSlot) -> Framing {
+impl Protocol {
+    /// What a handshake asks for (the query was validated: an `EIO` other than 4 is
+    /// protocol 3, and allowed).
+    pub(super) fn of_handshake(v3: bool, query: &EngineQuery<'_>) -> Protocol {
+        if v3 {
+            Protocol::V3 {
+                b64: query.b64.is_some_and(|b| !b.is_empty()),
+            }
+        } else {
+            Protocol::V4
+        }
+    }
+
+    fn of(slot: &SessionSlot) -> Protocol {
         if slot.session.is_v3() {
-            Framing::V3 {
+            Protocol::V3 {
                 b64: slot.session.v3_base64(),
             }
         } else {
-            Framing::V4
+            Protocol::V4
         }
     }
 }

@@ -2,6 +2,7 @@
 //! (active transport, upgrade probe, or a connection doomed to close), and closing.
 
 use super::conn::{Chunk, ConnState, SessionKey, WsRole};
+use super::sessions::Protocol;
 use super::{Engine, shared};
 use crate::protocol::engineio::TransportKind;
 use crate::protocol::engineio::handshake::RequestError;
@@ -18,6 +19,7 @@ impl Engine {
         token: Token,
         request: Request,
         session: Option<SessionKey>,
+        protocol: Protocol,
     ) {
         let mut accept = Vec::new();
         let headers = self.extra_headers(&request, session.is_none());
@@ -27,7 +29,7 @@ impl Engine {
         let now = self.now;
         let peer = self.conns[token.0].peer;
         let (key, role) = match session {
-            None => match self.new_session(TransportKind::WebSocket, peer, request) {
+            None => match self.new_session(TransportKind::WebSocket, protocol, peer, request) {
                 Ok(key) => {
                     self.sessions[key.index].ws = Some(token);
                     (key, WsRole::Active)
