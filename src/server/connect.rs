@@ -134,40 +134,34 @@ impl<S: 'static> Io<S> {
             }
         };
         let recovered = kept_id.is_some();
-        let id = loop {
+        let id: Arc<str> = if eio3 {
             // Socket.IO protocol 4: the id is the Engine.IO sid, `/nsp#sid` outside `/`.
-            if eio3 {
-                let sid = engine.sid(session).unwrap_or_default();
-                break if nsp_name == "/" {
-                    sid.to_owned()
-                } else {
-                    format!("{nsp_name}#{sid}")
+            let sid = engine.sid(session).unwrap_or_default();
+            if nsp_name == "/" {
+                Arc::from(sid)
+            } else {
+                Arc::from(format!("{nsp_name}#{sid}"))
+            }
+        } else if let Some(id) = kept_id {
+            // `restore` checked that no socket of the namespace has it.
+            id
+        } else {
+            loop {
+                let Some(id) = random_id(engine) else {
+                    engine.close(session);
+                    return;
                 };
-            }
-            if let Some(id) = kept_id {
-                // `restore` checked that no socket of the namespace has it.
-                break id.to_string();
-            }
-            let Some(id) = random_id(engine) else {
-                engine.close(session);
-                return;
-            };
-            // An id must be unique where it is used: as a room of its namespace (ids are
-            // never looked up across namespaces). Every socket is in the room of its own id,
-            // so the namespace's room index knows every id in use there; one lookup, where a
-            // check of every namespace made each connect cost as much as there are
-            // namespaces (and a scan of all sockets made connecting quadratic).
-            let in_use = self
-                .core
-                .namespace(nsp)
-                .is_some_and(|ns| ns.rooms.members(&id).next().is_some());
-            if !in_use {
-                break id;
+                // An id must be unique where it is used: as a room of its namespace (ids
+                // are never looked up across namespaces), one lookup, where a check of
+                // every namespace made each connect cost as much as there are namespaces
+                // (and a scan of all sockets made connecting quadratic).
+                if !self.core.id_in_use(nsp, &id) {
+                    break Arc::from(id);
+                }
             }
         };
         self.core.generation = self.core.generation.wrapping_add(1);
         let generation = self.core.generation;
-        let id: Arc<str> = Arc::from(id);
         let recovery = match self.core.recovery.as_deref() {
             Some(log) => {
                 let pid = match pid {
@@ -187,9 +181,11 @@ impl<S: 'static> Io<S> {
             }
             None => None,
         };
+        // Socket.IO protocol 4's CONNECT carries no data.
         let connect_data = match &recovery {
-            Some(r) => serde_json::json!({ "sid": &*id, "pid": &*r.pid }).to_string(),
-            None => serde_json::json!({ "sid": &*id }).to_string(),
+            _ if eio3 => None,
+            Some(r) => Some(serde_json::json!({ "sid": &*id, "pid": &*r.pid }).to_string()),
+            None => Some(serde_json::json!({ "sid": &*id }).to_string()),
         };
         let index = self.core.sockets.insert(SocketEntry {
             generation,
@@ -223,20 +219,17 @@ impl<S: 'static> Io<S> {
         // A recovered socket's missed events go first, as from the reference server: the
         // client holds events that come before the CONNECT answer and delivers them right
         // after its `connect`, in order, before anything new.
-        if !missed.is_empty() {
-            for message in missed {
-                engine.send(session, message);
-            }
+        for message in missed {
+            engine.send(session, message);
         }
         if recovered {
             self.core.stats.sessions_recovered += 1;
         }
-        // Socket.IO protocol 4's CONNECT carries no data.
-        let text = if eio3 {
-            encode_packet(PacketType::Connect, nsp_name, None, &[], 0)
-        } else {
-            encode_packet(PacketType::Connect, nsp_name, None, &[&connect_data], 0)
+        let data: &[&str] = match &connect_data {
+            Some(data) => &[data],
+            None => &[],
         };
+        let text = encode_packet(PacketType::Connect, nsp_name, None, data, 0);
         engine.send(session, Message::Text(text));
         if let Some(f) = self.handlers[handlers].on_connect.as_mut() {
             f(&mut SocketCx::new(engine, &mut self.core, key));
@@ -266,11 +259,8 @@ impl<S: 'static> Io<S> {
         // The id must still be free in its namespace (a new socket cannot have drawn it
         // but by a 120-bit coincidence; checked all the same).
         let outcome = outcome.and_then(|(kept, missed)| {
-            let taken = self
-                .core
-                .namespace_named(nsp_name)
-                .is_some_and(|ns| ns.rooms.members(&kept.id).next().is_some());
-            if taken {
+            let nsp = self.core.nsp_by_name.get(nsp_name).copied();
+            if nsp.is_some_and(|nsp| self.core.id_in_use(nsp, &kept.id)) {
                 Err(NotRecovered::UnknownSession)
             } else {
                 Ok((kept, missed))

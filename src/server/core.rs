@@ -282,6 +282,13 @@ impl<S> Core<S> {
         self.stats.namespaces_removed += 1;
     }
 
+    /// Whether a socket of the namespace has the id `id`. Every socket is in the room of
+    /// its own id, so the namespace's room index knows every id in use there: one lookup.
+    pub(super) fn id_in_use(&self, nsp: NspKey, id: &str) -> bool {
+        self.namespace(nsp)
+            .is_some_and(|ns| ns.rooms.members(id).next().is_some())
+    }
+
     pub(super) fn namespace(&self, key: NspKey) -> Option<&NamespaceState> {
         self.namespaces
             .get(key.slot())
